@@ -1,0 +1,89 @@
+"""`plugd`, the daemon's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from plugd import __version__
+from plugd.config import DEFAULT_PATH, Config, load
+from plugd.errors import ConfigError, PlugdError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="plugd", description="Smart-plug daemon: relay, mesh of ESP8266-compatible nodes, "
+                                  "recipes, and a page over WebSockets.")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help=f"configuration file (default {DEFAULT_PATH}; none under --simulate)")
+    p.add_argument("--simulate", action="store_true",
+                   help="run against simulated chips; mesh on loopback, page on port 8080")
+    p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    p.add_argument("--http-port", type=int, metavar="N", help="port of the page and /ws")
+    p.add_argument("--udp-port", type=int, metavar="N", help="mesh port (ESP8266 nodes use 2390)")
+    p.add_argument("--state-dir", metavar="DIR", help="where things, recipes and nodes are kept")
+    p.add_argument("--node-name", metavar="NAME", help="this node's name on the mesh")
+    p.add_argument("--node-id", type=int, metavar="N", help="this node's id (default: from the MAC)")
+    p.add_argument("--broadcast", action="append", metavar="ADDR",
+                   help="send the mesh broadcast here (repeatable; default: every interface)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"plugd {__version__}")
+    return p
+
+
+OPTION_KEYS = {"http_port": "http.port", "udp_port": "mesh.udp_port", "state_dir": "state.dir",
+               "node_name": "node.name", "node_id": "node.id", "broadcast": "mesh.broadcast",
+               "log_level": "log.level"}
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, option) for option, key in OPTION_KEYS.items()
+            if getattr(args, option) is not None}
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("plugd").setLevel(level.upper())
+
+
+async def serve(config: Config, reload_config: Any) -> int:
+    from plugd.daemon import Daemon
+
+    daemon = Daemon(config, reload_config=reload_config)
+    try:
+        await daemon.start()
+    except (PlugdError, OSError) as err:
+        logging.getLogger("plugd").error("cannot start: %s", err)
+        return 1
+    try:
+        await daemon.run()
+    finally:
+        await daemon.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+
+    def read() -> Config:
+        return load(args.config, overrides(args), simulate=args.simulate)
+
+    try:
+        config = read()
+    except ConfigError as err:
+        print(f"plugd: configuration error: {err}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        source = args.config or (DEFAULT_PATH if DEFAULT_PATH.exists() and not args.simulate
+                                 else "built-in defaults")
+        print(f"plugd: configuration OK ({source})")
+        return 0
+    setup_logging(config.log.level)
+    try:
+        return asyncio.run(serve(config, read))
+    except KeyboardInterrupt:
+        return 130

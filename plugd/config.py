@@ -1,0 +1,215 @@
+"""Configuration: a TOML file read into frozen dataclasses.
+
+Unknown keys and wrong types are refused with a `ConfigError` that names the
+key (`mesh.udp_port`) and the type expected, so a typo never starts a plug
+that does something else than the user wrote.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from plugd.errors import ConfigError
+from plugd.model import MAX_NODE_ID, name_problem
+
+DEFAULT_PATH = Path("/etc/plugd/plugd.toml")
+
+
+def _check(problem: typing.Callable[[Any], str | None]) -> dict[str, Any]:
+    return {"check": problem}
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else f"must be a port number 0..65535, got {value}"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def _ipv4_list(value: list[str]) -> str | None:
+    for item in value:
+        try:
+            ipaddress.IPv4Address(item)
+        except ValueError:
+            return f"{item!r} is not an IPv4 address"
+    return None
+
+
+def _one_of(*choices: str) -> typing.Callable[[str], str | None]:
+    return lambda value: None if value in choices else (
+        f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    #: 0 derives the id from the MAC address, as the ESP8266 chip id.
+    id: int = field(default=0, metadata=_check(
+        lambda v: None if 0 <= v <= MAX_NODE_ID else f"must be 0 (derive) or 1..{MAX_NODE_ID}, got {v}"))
+    #: "" uses the hostname.
+    name: str = field(default="", metadata=_check(lambda v: v and name_problem(v)))
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    udp_port: int = field(default=2390, metadata=_check(_port))
+    bind: str = field(default="0.0.0.0", metadata=_check(lambda v: _ipv4_list([v])))
+    #: Empty: the directed broadcast address of every up, non-loopback IPv4 interface.
+    broadcast: list[str] = field(default_factory=list, metadata=_check(_ipv4_list))
+    interval: float = field(default=5.0, metadata=_check(
+        lambda v: None if 0.1 <= v <= 3600 else f"must be between 0.1 and 3600 seconds, got {v}"))
+    offline_after: int = field(default=3, metadata=_check(
+        lambda v: None if 1 <= v <= 100 else f"must be between 1 and 100 intervals, got {v}"))
+    max_nodes: int = field(default=256, metadata=_check(
+        lambda v: None if 1 <= v <= 100_000 else f"must be between 1 and 100000, got {v}"))
+    max_changes_per_second: float = field(default=10.0, metadata=_check(_positive))
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    port: int = field(default=80, metadata=_check(_port))
+    bind: str = ""
+    www_dir: str = ""
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    dir: str = field(default="/var/lib/plugd", metadata=_check(lambda v: None if v else "must not be empty"))
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    pin: int = field(default=17, metadata=_check(
+        lambda v: None if 0 <= v <= 53 else f"must be a BCM GPIO number 0..53, got {v}"))
+    active_high: bool = True
+    power_on_state: str = field(default="last", metadata=_check(_one_of("off", "on", "last")))
+    stop_state: str = field(default="off", metadata=_check(_one_of("off", "keep")))
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = field(default="info", metadata=_check(_one_of("debug", "info", "warning", "error")))
+
+
+@dataclass(frozen=True)
+class Config:
+    node: NodeConfig = field(default_factory=NodeConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    #: Run against simulated chips; not a file key (the `--simulate` option).
+    simulate: bool = field(default=False, metadata={"internal": True})
+
+
+def simulate_defaults() -> dict[str, Any]:
+    """Defaults of `--simulate`: loopback mesh, port 8080, a state directory of the user's."""
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state") / "plugd-sim"
+    return {"mesh.broadcast": ["127.255.255.255"], "http.port": 8080, "state.dir": str(state)}
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is list:
+        return f"a list of {_type_name(typing.get_args(kind)[0])[2:]}s"
+    return _TYPE_NAMES[kind]
+
+
+def _coerce(key: str, kind: Any, value: Any) -> Any:
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected {_type_name(kind)}, got {_toml_type(value)}")
+        return [_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise ConfigError(key, f"expected {_type_name(kind)}, got {_toml_type(value)}")
+    return value
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return f"{names.get(type(value), type(value).__name__)} ({value!r})"
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(prefix, f"expected a table, got {_toml_type(raw)}")
+    known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
+    for key in raw:
+        if key not in known:
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(where, f"unknown key (known here: {', '.join(known)})")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, spec in known.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in raw:
+            continue
+        kind = hints[name]
+        if is_dataclass(kind):
+            values[name] = _build(kind, raw[name], key)
+            continue
+        value = _coerce(key, kind, raw[name])
+        problem = spec.metadata.get("check", lambda v: None)(value)
+        if problem:
+            raise ConfigError(key, problem)
+        values[name] = value
+    return cls(**values)
+
+
+def _apply(raw: dict[str, Any], overrides: dict[str, Any], *, keep: bool = False) -> dict[str, Any]:
+    """Set dotted keys (`http.port`) in a copy of a nested dict; with `keep`, only unset ones."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        table = merged.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(section, f"expected a table, got {_toml_type(table)}")
+        if not (keep and key in table):
+            table[key] = value
+    return merged
+
+
+def parse(text: str, overrides: dict[str, Any] | None = None, *, simulate: bool = False,
+          origin: str = "configuration") -> Config:
+    """Read TOML text, then `overrides` (dotted keys from the command line) on top."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("", f"{origin} is not valid TOML: {err}") from None
+    if simulate:
+        raw = _apply(raw, simulate_defaults(), keep=True)
+    raw = _apply(raw, overrides or {})
+    return replace(_build(Config, raw, ""), simulate=simulate)
+
+
+def load(path: Path | None, overrides: dict[str, Any] | None = None, *,
+         simulate: bool = False) -> Config:
+    """Load the configuration file.
+
+    With `path` None the default file is read when it exists; `--simulate`
+    reads none unless one is named, so a demo never picks up a real plug's LAN
+    settings.
+    """
+    if path is None:
+        if simulate or not DEFAULT_PATH.exists():
+            return parse("", overrides, simulate=simulate)
+        path = DEFAULT_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError("", f"cannot read {path}: {err}") from None
+    return parse(text, overrides, simulate=simulate, origin=str(path))
+

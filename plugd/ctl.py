@@ -1,0 +1,130 @@
+"""`plugctl`: a command line for a running plugd, over its WebSocket API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
+
+from plugd.config import load
+from plugd.errors import ConfigError
+from plugd.model import Relation
+
+RELATION_WORDS = {Relation.EQUALS: "is", Relation.NOT_EQUALS: "is not",
+                  Relation.BIGGER_THAN: "is above", Relation.SMALLER_THAN: "is below",
+                  Relation.NOT_BIGGER_THAN: "is at most", Relation.NOT_SMALLER_THAN: "is at least"}
+
+#: subcommand -> (request, help)
+REQUESTS: dict[str, tuple[dict[str, Any], str]] = {
+    "status": ({"command": "request_status"}, "show the relay, power and mesh"),
+    "on": ({"command": "switch", "state": "on"}, "switch the relay on"),
+    "off": ({"command": "switch", "state": "off"}, "switch the relay off"),
+    "toggle": ({"command": "switch", "state": "toggle"}, "switch the relay over"),
+    "nodes": ({"command": "request_nodes"}, "list the nodes on the mesh"),
+    "recipes": ({"command": "request_recipes"}, "list the recipes in evaluation order"),
+}
+
+
+def default_url() -> str:
+    if os.environ.get("PLUGD_URL"):
+        return os.environ["PLUGD_URL"]
+    try:
+        port = load(None).http.port
+    except ConfigError:
+        port = 80
+    return f"ws://localhost:{port}/ws"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plugctl", description="Talk to a running plugd.")
+    p.add_argument("--url", help="the daemon's WebSocket (default $PLUGD_URL, else "
+                                 "ws://localhost:<http.port of /etc/plugd/plugd.toml>/ws)")
+    p.add_argument("--port", type=int, help="shorthand for --url ws://localhost:PORT/ws")
+    p.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    sub = p.add_subparsers(dest="action", required=True, metavar="COMMAND")
+    for name, (_, text) in REQUESTS.items():
+        sub.add_parser(name, help=text)
+    return p
+
+
+def ask(url: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Send one request; return its answer, skipping the values the daemon pushes meanwhile."""
+    expected = {"request_status": "response_status", "switch": "response_switch",
+                "request_nodes": "response_nodes", "request_recipes": "response_recipes"}
+    with connect(url, open_timeout=timeout, close_timeout=1) as ws:
+        ws.send(json.dumps(request))
+        while True:
+            answer = json.loads(ws.recv(timeout=timeout))
+            if answer.get("command") in (expected[request["command"]], "error"):
+                return answer
+
+
+def show(action: str, answer: dict[str, Any]) -> str:
+    if action == "status":
+        counters = answer["counters"]
+        return "\n".join([
+            f"node     {answer['nodeName']} (id {answer['nodeId']})"
+            + (", simulated hardware" if answer["simulate"] else ""),
+            f"relay    {'on' if answer['relay'] else 'off'}"
+            + (" (override: recipes do not switch it)" if answer["override"] else ""),
+            f"power    {answer['power']:.2f} W, {answer['energyToday']:.2f} Wh today",
+            f"mesh     {answer['nodesOnline']} nodes online, {answer['nodesKnown']} known; "
+            f"UDP {answer['udpPort']} to {', '.join(answer['broadcast']) or 'no interface'}",
+            f"packets  {counters['received']} received, {counters['invalid']} invalid, "
+            f"{counters['dropped_full']} dropped (table full), {counters['sent']} sent",
+            f"recipes  {answer['recipes']}",
+            f"uptime   {answer['uptime']:.0f} s, plugd {answer['version']}",
+        ])
+    if action in ("on", "off", "toggle"):
+        return f"relay {'on' if answer['relay'] else 'off'}"
+    if action == "nodes":
+        rows = [("ID", "NAME", "STATE", "ADDRESS", "SEEN", "THINGS")]
+        for node in answer["nodes"]:
+            state = "self" if node.get("self") else ("online" if node["online"] else "offline")
+            seen = "" if node.get("age") is None else f"{node['age']:.0f} s ago"
+            things = " ".join(f"{t['id']}={t.get('text') or format(t['value'], 'g')}"
+                              for t in node.get("things", []))
+            rows.append((str(node["id"]), node["name"], state, node.get("address", ""), seen, things))
+        return table(rows)
+    if action == "recipes":
+        rows = [("ID", "NAME", "IF", "THEN", "MATCHES")]
+        for r in answer["recipes"]:
+            condition = (f"node {r['sourceNodeId']} thing {r['sourceThingId']} "
+                         f"{RELATION_WORDS[Relation(r['relation'])]} {r['targetValue']:g}")
+            seen = "never seen" if r["seen"] is None else f"{r['seen']:g}"
+            rows.append((str(r["id"]), r["name"], condition,
+                         f"thing {r['localThingId']} = {r['localValue']:g}",
+                         f"{'yes' if r['matching'] else 'no'} ({seen})"))
+        return table(rows) if len(rows) > 1 else "no recipes"
+    raise AssertionError(action)
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    url = args.url or (f"ws://localhost:{args.port}/ws" if args.port else default_url())
+    request = REQUESTS[args.action][0]
+    try:
+        answer = ask(url, request, args.timeout)
+    except (OSError, TimeoutError, WebSocketException) as err:
+        print(f"plugctl: cannot reach plugd at {url}: {err}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif answer["command"] != "error":
+        print(show(args.action, answer))
+    if answer["command"] == "error":
+        if not args.json:
+            print(f"plugctl: {answer['error']}", file=sys.stderr)
+        return 1
+    return 0

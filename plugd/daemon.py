@@ -1,0 +1,214 @@
+"""The daemon: wires the plug to its sockets, timers and signals, and runs them.
+
+Start order: state, relay, mesh socket, HTTP/WebSocket listener, timers. Stop
+order is the reverse, and saves everything; SIGHUP re-reads the configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpiozero import Factory
+
+from plugd import __version__, netif
+from plugd.api import Api
+from plugd.config import Config
+from plugd.errors import ConfigError
+from plugd.hardware import pin_factory as default_pin_factory
+from plugd.hardware.relay import Relay
+from plugd.mesh import Broadcaster, MeshEndpoint, Registry, open_socket
+from plugd.model import ThingId, sanitize_name
+from plugd.plug import Change, Plug
+from plugd.store import StateDir
+from plugd.web import WebServer
+
+log = logging.getLogger(__name__)
+
+NODES_SAVE_EVERY = 60.0  # seconds; known nodes change rarely, and a flood must not wear the card
+
+
+def find_www(configured: str) -> Path:
+    """The page's files: as configured, else the source tree's, else the installed copy."""
+    if configured:
+        return Path(configured)
+    candidates = [Path(__file__).resolve().parent.parent / "www",
+                  Path(sys.prefix) / "share/plugd/www", Path("/usr/share/plugd/www")]
+    return next((p for p in candidates if (p / "index.html").is_file()), candidates[0])
+
+
+@dataclass
+class Daemon:
+    config: Config
+    #: Re-reads the configuration on SIGHUP; None: reload is not possible.
+    reload_config: Callable[[], Config] | None = None
+    pin_factory: Factory | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.node_id = self.config.node.id or netif.derive_node_id()
+        self.node_name = self.config.node.name or sanitize_name(socket.gethostname())
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._broadcast_cache: tuple[float, list[str]] = (float("-inf"), [])
+
+    # --- lifecycle ----------------------------------------------------------
+
+    async def start(self, http_socket: socket.socket | None = None) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        state = StateDir(Path(config.state.dir))
+        state.prepare()
+        factory = self.pin_factory
+        if factory is None:
+            factory = default_pin_factory(config.simulate)
+        relay = config.relay
+        self.registry = Registry(self.node_id, max_nodes=config.mesh.max_nodes,
+                                 offline_after=config.mesh.interval * config.mesh.offline_after)
+        self.plug = Plug(
+            node_id=self.node_id, node_name=self.node_name, state=state, registry=self.registry,
+            power_on_state=relay.power_on_state,
+            open_relay=lambda on: Relay(relay.pin, active_high=relay.active_high, initial=on,
+                                        pin_factory=factory))
+        self.endpoint = MeshEndpoint(self.plug.receive, self.registry.counters)
+        await loop.create_datagram_endpoint(
+            lambda: self.endpoint, sock=open_socket(config.mesh.bind, config.mesh.udp_port))
+        self.web = WebServer(find_www(config.http.www_dir),
+                             lambda address: Api(self.plug, self.status, address))
+        await self.web.start(config.http.bind, config.http.port, http_socket)
+        self.broadcaster = Broadcaster(loop, self._broadcast, interval=config.mesh.interval,
+                                       max_rate=config.mesh.max_changes_per_second)
+        self.broadcaster.on_interval.append(self._push_things)
+        self.plug.listeners.append(self._on_change)
+        self.broadcaster.start()
+        self._tasks = [asyncio.create_task(self._every_second(), name="tick"),
+                       asyncio.create_task(self._save_nodes(), name="save-nodes")]
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        log.info("plugd %s: node %d (%s), mesh on UDP %d, page on http://%s:%d/%s",
+                 __version__, self.node_id, self.node_name, config.mesh.udp_port,
+                 config.http.bind or "localhost", self.web.port,
+                 " [simulated hardware]" if config.simulate else "")
+
+    async def run(self) -> None:
+        await self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        self.broadcaster.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.web.close()
+        if self.endpoint.transport is not None:
+            self.endpoint.transport.close()
+        await self.plug.close()
+        if self.plug.relay is not None and self.config.relay.stop_state == "off":
+            self.plug.relay.close()
+        log.info("plugd stopped")
+
+    # --- timers -------------------------------------------------------------
+
+    async def _every_second(self) -> None:
+        while True:
+            try:
+                self.plug.tick()
+            except Exception:
+                log.exception("clock tick failed")
+            await asyncio.sleep(1.0 - time.time() % 1.0)
+
+    async def _save_nodes(self) -> None:
+        while True:
+            await asyncio.sleep(NODES_SAVE_EVERY)
+            try:
+                await self.plug.save_nodes_if_changed()
+            except Exception as err:
+                log.error("cannot save the known nodes: %s", err)
+
+    # --- the mesh and the page ------------------------------------------------
+
+    def broadcast_targets(self) -> list[str]:
+        if self.config.mesh.broadcast:
+            return self.config.mesh.broadcast
+        checked, targets = self._broadcast_cache
+        now = time.monotonic()
+        if now - checked > 30.0:  # interfaces come and go (DHCP at boot, Wi-Fi)
+            targets = netif.broadcast_addresses()
+            self._broadcast_cache = (now, targets)
+        return targets
+
+    def _broadcast(self) -> None:
+        self.endpoint.send(self.plug.datagram(), self.broadcast_targets(), self.config.mesh.udp_port)
+
+    def _on_change(self, change: Change) -> None:
+        if change.thing is not None:
+            self.web.push(self.plug.thing_update(change.thing))
+            if change.cause is None or change.cause.kind != "clock":
+                self.broadcaster.changed()
+        elif change.peer is not None:
+            self.web.push(self.plug.message("node_update",
+                                            node=change.peer.to_json(self.plug.monotonic())))
+
+    def _push_things(self) -> None:
+        for thing in self.plug.things.values():
+            self.web.push(self.plug.thing_update(thing))
+
+    # --- status and reload ----------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        plug = self.plug
+        counters = self.registry.counters
+        return {
+            "version": __version__, "simulate": self.config.simulate,
+            "uptime": round(time.monotonic() - self.started, 1),
+            "relay": plug.things[ThingId.PLUG].value == 1.0,
+            "override": plug.things[ThingId.PLUG].override,
+            "power": plug.things[ThingId.POWER].value,
+            "energyToday": plug.things[ThingId.ENERGY_TODAY].value,
+            "nodesOnline": self.registry.online_count(), "nodesKnown": len(self.registry.peers),
+            "recipes": len(plug.recipes), "clients": len(self.web.clients),
+            "broadcast": self.broadcast_targets(), "udpPort": self.config.mesh.udp_port,
+            "counters": {name: getattr(counters, name) for name in counters.__slots__},
+        }
+
+    def reload(self) -> None:
+        """SIGHUP: apply what can change while running; say what needs a restart."""
+        if self.reload_config is None:
+            return
+        try:
+            new = self.reload_config()
+        except ConfigError as err:
+            log.error("configuration not reloaded, keeping the running one: %s", err)
+            return
+        old = self.config
+        needs_restart = [name for name in ("http", "state", "relay")
+                         if getattr(new, name) != getattr(old, name)]
+        needs_restart += [f"mesh.{k}" for k in ("udp_port", "bind")
+                          if getattr(new.mesh, k) != getattr(old.mesh, k)]
+        if new.node.id != old.node.id:
+            needs_restart.append("node.id")
+        self.config = new
+        if new.node.name and new.node.name != self.node_name:
+            self.node_name = self.plug.node_name = new.node.name
+        self.broadcaster.interval = new.mesh.interval
+        self.broadcaster.min_gap = 1.0 / new.mesh.max_changes_per_second
+        self.registry.offline_after = new.mesh.interval * new.mesh.offline_after
+        self.registry.max_nodes = new.mesh.max_nodes
+        self._broadcast_cache = (float("-inf"), [])
+        logging.getLogger("plugd").setLevel(new.log.level.upper())
+        log.info("configuration reloaded%s", f"; restart to apply {', '.join(needs_restart)}"
+                 if needs_restart else "")

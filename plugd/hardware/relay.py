@@ -1,0 +1,34 @@
+"""The relay: one gpiozero OutputDevice on a BCM pin."""
+
+from __future__ import annotations
+
+from gpiozero import Factory, GPIOZeroError, OutputDevice
+
+from plugd.errors import HardwareError
+
+
+class Relay:
+    def __init__(self, pin: int, *, active_high: bool, initial: bool,
+                 pin_factory: Factory | None) -> None:
+        try:
+            self._device = OutputDevice(pin, active_high=active_high, initial_value=initial,
+                                        pin_factory=pin_factory)
+        except (GPIOZeroError, OSError, RuntimeError) as err:
+            raise HardwareError(f"cannot open the relay on GPIO{pin}: {err}") from None
+        self.pin = pin
+
+    @property
+    def is_on(self) -> bool:
+        return bool(self._device.value)
+
+    def set(self, on: bool) -> None:
+        try:
+            if on:
+                self._device.on()
+            else:
+                self._device.off()
+        except (GPIOZeroError, OSError, RuntimeError) as err:
+            raise HardwareError(f"cannot switch the relay on GPIO{self.pin}: {err}") from None
+
+    def close(self) -> None:
+        self._device.close()

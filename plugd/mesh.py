@@ -1,0 +1,265 @@
+"""The mesh: who is out there (the registry) and the UDP endpoint that hears and speaks.
+
+The registry is plain data with time passed in (monotonic seconds for
+durations, wall time only for display). It is bounded: spoofed node ids cannot
+grow it past `max_nodes`; offline nodes make room first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from plugd.errors import PlugdError, ValidationError
+from plugd.model import MAX_NODE_ID, read_int, read_name, require_object
+from plugd.wire import Packet
+
+log = logging.getLogger(__name__)
+
+MAX_THINGS_PER_NODE = 64
+
+
+@dataclass(slots=True)
+class PeerThing:
+    value: float
+    text: str
+    updated: float  # monotonic
+
+
+@dataclass(slots=True)
+class Peer:
+    id: int
+    name: str
+    address: str = ""
+    last_seen: float | None = None  # monotonic; None: known from disk, not heard since start
+    last_seen_esp: int = 0  # seconds since 2000, for people and for nodes.json
+    online: bool = False
+    things: dict[int, PeerThing] = field(default_factory=dict)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """The ESP shape (`id`, `name`) plus `nodeId`/`nodeName` for the firmware's page, plus ours."""
+        return {
+            "id": self.id, "name": self.name, "nodeId": self.id, "nodeName": self.name,
+            "online": self.online, "address": self.address, "lastSeen": self.last_seen_esp,
+            "age": None if self.last_seen is None else round(now - self.last_seen, 1),
+            "things": [{"id": tid, "value": t.value, "text": t.text,
+                        "age": round(now - t.updated, 1)} for tid, t in sorted(self.things.items())],
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "address": self.address,
+                "lastSeen": self.last_seen_esp}
+
+    @classmethod
+    def from_record(cls, obj: Any, where: str) -> Peer:
+        obj = require_object(obj, where)
+        address = obj.get("address", "")
+        if not isinstance(address, str):
+            raise ValidationError(f"{where}.address", "expected a string")
+        return cls(id=read_int(obj, "id", where, low=1, high=MAX_NODE_ID),
+                   name=read_name(obj, "name", where), address=address,
+                   last_seen_esp=read_int(obj, "lastSeen", where) if "lastSeen" in obj else 0)
+
+
+@dataclass(slots=True)
+class Counters:
+    received: int = 0
+    accepted: int = 0
+    invalid: int = 0
+    rejected_fields: int = 0
+    own: int = 0
+    dropped_full: int = 0
+    evicted: int = 0
+    sent: int = 0
+    send_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What one accepted packet changed in the registry."""
+
+    peer: Peer
+    is_new: bool
+    came_online: bool
+    renamed: bool
+
+
+class Registry:
+    def __init__(self, own_id: int, *, max_nodes: int = 256, offline_after: float = 15.0) -> None:
+        self.own_id = own_id
+        self.max_nodes = max_nodes
+        self.offline_after = offline_after
+        self.peers: dict[int, Peer] = {}
+        self.counters = Counters()
+
+    def load(self, records: list[Peer]) -> None:
+        for peer in records[: self.max_nodes]:
+            if peer.id != self.own_id:
+                self.peers[peer.id] = peer
+
+    def is_online(self, node_id: int) -> bool:
+        if node_id == self.own_id:
+            return True
+        peer = self.peers.get(node_id)
+        return peer is not None and peer.online
+
+    def heard(self, packet: Packet, address: str, now: float, esp_now: int) -> Heard | None:
+        """Register a packet from `address`; None when it was ours or the table is full."""
+        if packet.node_id == self.own_id:
+            self.counters.own += 1
+            return None
+        peer = self.peers.get(packet.node_id)
+        is_new = peer is None
+        if peer is None:
+            if len(self.peers) >= self.max_nodes and not self._evict_one():
+                self.counters.dropped_full += 1
+                return None
+            peer = self.peers[packet.node_id] = Peer(packet.node_id, packet.node_name)
+        self.counters.accepted += 1
+        renamed = peer.name != packet.node_name
+        came_online = not peer.online
+        peer.name, peer.address = packet.node_name, address
+        peer.last_seen, peer.last_seen_esp, peer.online = now, esp_now, True
+        for item in packet.fields:
+            thing = peer.things.get(item.thing_id)
+            if thing is not None:
+                thing.value, thing.text, thing.updated = item.value, item.text, now
+            elif len(peer.things) < MAX_THINGS_PER_NODE:
+                peer.things[item.thing_id] = PeerThing(item.value, item.text, now)
+        return Heard(peer, is_new, came_online, renamed)
+
+    def _evict_one(self) -> bool:
+        offline = [p for p in self.peers.values() if not p.online]
+        if not offline:
+            return False
+        oldest = min(offline, key=lambda p: (p.last_seen is not None, p.last_seen or 0.0,
+                                             p.last_seen_esp))
+        del self.peers[oldest.id]
+        self.counters.evicted += 1
+        return True
+
+    def sweep(self, now: float) -> list[Peer]:
+        """Mark nodes unheard for `offline_after` seconds offline; return those newly so."""
+        gone = []
+        for peer in self.peers.values():
+            if peer.online and peer.last_seen is not None and now - peer.last_seen > self.offline_after:
+                peer.online = False
+                peer.things.clear()
+                gone.append(peer)
+        return gone
+
+    def online_count(self) -> int:
+        return sum(1 for p in self.peers.values() if p.online)
+
+
+def parse_records(obj: Any) -> list[Peer]:
+    """nodes.json: a list of known nodes."""
+    if not isinstance(obj, list):
+        raise ValidationError("nodes", "expected a list")
+    return [Peer.from_record(item, f"nodes[{i}]") for i, item in enumerate(obj)]
+
+
+class MeshEndpoint(asyncio.DatagramProtocol):
+    """The UDP socket on the mesh port: hands datagrams to `receive`, sends broadcasts."""
+
+    def __init__(self, receive: Callable[[bytes, str], None], counters: Counters) -> None:
+        self._receive = receive
+        self._counters = counters
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            self._receive(data, addr[0])
+        except Exception:  # a packet must never take the daemon down
+            log.exception("error handling a datagram from %s", addr[0])
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("mesh socket error: %s", exc)
+
+    def send(self, data: bytes, addresses: list[str], port: int) -> None:
+        if self.transport is None:
+            return
+        for address in addresses:
+            try:
+                self.transport.sendto(data, (address, port))
+                self._counters.sent += 1
+            except OSError as err:
+                self._counters.send_errors += 1
+                log.debug("cannot send to %s: %s", address, err)
+
+
+def open_socket(bind: str, port: int) -> socket.socket:
+    """A broadcast-capable UDP socket that other plugd instances on the host can share."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((bind, port))
+        sock.setblocking(False)
+    except OSError as err:
+        sock.close()
+        raise PlugdError(f"cannot open the mesh port {bind}:{port}: {err.strerror or err}") from None
+    return sock
+
+
+class Broadcaster:
+    """Sends this node's datagram every `interval`, and soon after each change.
+
+    Changes are rate-limited to `max_rate` sends a second: a burst of changes
+    becomes one datagram at the end of the gap, carrying the latest values.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, send: Callable[[], None], *,
+                 interval: float, max_rate: float) -> None:
+        self._loop = loop
+        self._send = send
+        self.interval = interval
+        self.min_gap = 1.0 / max_rate
+        self._last = float("-inf")
+        self._soon: asyncio.TimerHandle | None = None
+        self._periodic: asyncio.TimerHandle | None = None
+        self.on_interval: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        self._tick()
+
+    def stop(self) -> None:
+        for handle in (self._soon, self._periodic):
+            if handle is not None:
+                handle.cancel()
+
+    def _fire(self) -> None:
+        self._soon = None
+        self._last = self._loop.time()
+        try:
+            self._send()
+        except Exception:
+            log.exception("cannot broadcast")
+
+    def _tick(self) -> None:
+        self._periodic = self._loop.call_later(self.interval, self._tick)
+        self._fire()
+        for hook in self.on_interval:
+            try:
+                hook()
+            except Exception:
+                log.exception("interval hook failed")
+
+    def changed(self) -> None:
+        """A local value changed: send at once, or at the end of the current gap."""
+        if self._soon is not None:
+            return
+        wait = self._last + self.min_gap - self._loop.time()
+        if wait <= 0:
+            self._fire()
+        else:
+            self._soon = self._loop.call_later(wait, self._fire)

@@ -1,0 +1,300 @@
+"""The plug: its things, its recipes, and the one path every change of a value takes.
+
+`Plug.set_thing` applies the override rule, drives the relay, schedules the
+save, records the event and tells every listener (WebSocket clients, the mesh
+broadcaster) with the cause attached. Nothing else switches the relay.
+The plug owns no sockets: the daemon feeds it datagrams and clock ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from plugd.errors import HardwareError, PlugdError, ValidationError, WireError
+from plugd.hardware.relay import Relay
+from plugd.mesh import Heard, Peer, Registry, parse_records
+from plugd.model import ON, Recipe, Thing, ThingId, ThingType, default_things, esp_time
+from plugd.recipes import RecipeBook
+from plugd.store import StateDir, Writer, dump
+from plugd.wire import decode, encode, format_clock, format_number
+
+log = logging.getLogger(__name__)
+
+THINGS_FILE = "things.json"
+RECIPES_FILE = "recipes.json"
+NODES_FILE = "nodes.json"
+#: Things whose value a sensor or the clock sets; users and recipes cannot.
+MEASURED = frozenset({ThingId.POWER, ThingId.ENERGY_TODAY, ThingId.CLOCK})
+#: How deep recipes may trigger recipes (a rule on the plug that switches the plug).
+MAX_CASCADE = 8
+MAX_EVENTS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why a value changed: `user`, `recipe`, `sensor`, `clock`, `start` or `protection`."""
+
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.detail}" if self.detail else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    time: int  # seconds since 2000, the firmware's epoch
+    kind: str  # relay, thing, node, recipe, fault, config
+    message: str
+    cause: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": self.time, "kind": self.kind, "message": self.message, "cause": self.cause}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A local thing that took a new value, or a peer that was heard or lost."""
+
+    thing: Thing | None = None
+    cause: Cause | None = None
+    peer: Peer | None = None
+
+
+def parse_things(obj: Any) -> list[Thing]:
+    if not isinstance(obj, list):
+        raise ValidationError("things", "expected a list")
+    return [Thing.from_json(item, f"things[{i}]") for i, item in enumerate(obj)]
+
+
+def parse_recipes(obj: Any) -> list[Recipe]:
+    if not isinstance(obj, list):
+        raise ValidationError("recipes", "expected a list")
+    recipes = [Recipe.from_json(item, f"recipes[{i}]") for i, item in enumerate(obj)]
+    RecipeBook(recipes)  # checks unique ids and the bound
+    return recipes
+
+
+class Plug:
+    def __init__(self, *, node_id: int, node_name: str, state: StateDir,
+                 open_relay: Callable[[bool], Relay] | None, registry: Registry, power_on_state: str = "last",
+                 wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.node_id = node_id
+        self.node_name = node_name
+        self.state = state
+        self.writer = Writer(state)
+        self.relay: Relay | None = None
+        self.registry = registry
+        self.wall = wall
+        self.monotonic = monotonic
+        self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self.listeners: list[Callable[[Change], None]] = []
+        self._depth = 0
+        self._nodes_dirty = False
+
+        stored = {t.id: t for t in state.load(THINGS_FILE, parse_things, default_things)}
+        things = {t.id: stored.get(t.id, t) for t in default_things()}
+        things.update({i: t for i, t in stored.items() if i not in things})
+        # Measured values start from nothing; a sensor sets them.
+        for thing_id in MEASURED:
+            things[thing_id] = replace(things[thing_id], value=0.0)
+        self.things: dict[int, Thing] = dict(sorted(things.items()))
+        self.recipes = RecipeBook(state.load(RECIPES_FILE, parse_recipes, list))
+        registry.load(state.load(NODES_FILE, parse_records, list))
+
+        plug = self.things[ThingId.PLUG]
+        initial = {"on": ON, "off": 0.0}.get(power_on_state, plug.value)
+        self.things[ThingId.PLUG] = replace(plug, value=initial)
+        if open_relay is not None:
+            self.relay = open_relay(initial == ON)
+        self.record("relay", f"relay {'on' if initial else 'off'} at start "
+                             f"(power_on_state = {power_on_state})", Cause("start"))
+
+    # --- the one path of every change -------------------------------------
+
+    def set_thing(self, thing_id: int, value: float, cause: Cause) -> bool:
+        """Give a local thing a new value; return whether it changed.
+
+        Recipes do not touch a thing under override. The relay is driven first,
+        so a refused pin leaves the value as it was.
+        """
+        thing = self.things.get(thing_id)
+        if thing is None:
+            raise ValidationError("thing.id", f"there is no local thing {thing_id}")
+        if cause.kind == "recipe" and thing.override:
+            return False
+        if thing.value == value:
+            return False
+        if thing_id == ThingId.PLUG:
+            try:
+                self._drive(value)
+            except HardwareError as err:
+                self.record("fault", str(err), cause)
+                raise
+        thing = self.things[thing_id] = thing.with_value(value, esp_time(self.wall()))
+        if thing.id == ThingId.PLUG:
+            self.record("relay", f"relay {'on' if value else 'off'}", cause)
+        elif cause.kind not in ("sensor", "clock"):
+            self.record("thing", f"{thing.name} set to {format_number(value)}", cause)
+        if cause.kind not in ("sensor", "clock"):
+            self.save_later(THINGS_FILE, self.things_json())
+        self._tell(Change(thing=thing, cause=cause))
+        self._feed(self.node_id, thing_id, value)
+        return True
+
+    def set_override(self, thing_id: int, override: bool, cause: Cause) -> bool:
+        thing = self.things[thing_id]
+        if thing.override == override:
+            return False
+        thing = self.things[thing_id] = replace(thing, override=override)
+        self.record("thing", f"{thing.name}: override {'on' if override else 'off'}", cause)
+        self.save_later(THINGS_FILE, self.things_json())
+        self._tell(Change(thing=thing, cause=cause))
+        if not override:
+            # Hand the thing back to its recipes: they decide on the values they last saw.
+            for recipe in list(self.recipes):
+                value = self.recipes.latest(recipe)
+                if recipe.local_thing_id == thing_id and value is not None:
+                    self._feed(recipe.source_node_id, recipe.source_thing_id, value)
+        return True
+
+    def _drive(self, value: float) -> None:
+        if self.relay is not None:
+            self.relay.set(value == ON)
+
+    def _feed(self, node_id: int, thing_id: int, value: float) -> None:
+        """Hand a source value to the recipes and carry out what they decide."""
+        if self._depth >= MAX_CASCADE:
+            log.warning("recipes switch each other in a loop; stopped at depth %d", MAX_CASCADE)
+            return
+        actions = self.recipes.observe(node_id, thing_id, value, esp_time(self.wall()),
+                                       self.registry.is_online)
+        self._depth += 1
+        try:
+            for action in actions:
+                try:
+                    self.set_thing(action.thing_id, action.value, Cause("recipe", str(action.recipe_id)))
+                except PlugdError as err:
+                    log.error("recipe %d could not set thing %d: %s",
+                              action.recipe_id, action.thing_id, err)
+        finally:
+            self._depth -= 1
+
+    # --- inputs from the daemon -------------------------------------------
+
+    def receive(self, data: bytes, address: str) -> None:
+        """One datagram from the mesh."""
+        counters = self.registry.counters
+        counters.received += 1
+        try:
+            packet = decode(data)
+        except WireError as err:
+            counters.invalid += 1
+            log.debug("datagram from %s refused: %s", address, err)
+            return
+        counters.rejected_fields += packet.rejected
+        heard = self.registry.heard(packet, address, self.monotonic(), esp_time(self.wall()))
+        if heard is None:
+            return
+        self._heard(heard)
+        for item in packet.fields:
+            self._feed(packet.node_id, item.thing_id, item.value)
+
+    def _heard(self, heard: Heard) -> None:
+        peer = heard.peer
+        if heard.is_new or heard.renamed:
+            self._nodes_dirty = True
+        if heard.came_online:
+            self.record("node", f"node {peer.name} ({peer.id}) online at {peer.address}", Cause("mesh"))
+        self._tell(Change(peer=peer))
+
+    def tick(self) -> None:
+        """Once a second: the clock thing, offline detection."""
+        now = datetime.fromtimestamp(self.wall())
+        self.set_thing(ThingId.CLOCK, float(now.hour), Cause("clock"))
+        self._feed(self.node_id, ThingId.CLOCK, float(now.hour))
+        for peer in self.registry.sweep(self.monotonic()):
+            self.recipes.forget(peer.id)
+            self.record("node", f"node {peer.name} ({peer.id}) offline", Cause("mesh"))
+            self._tell(Change(peer=peer))
+
+    # --- telling ------------------------------------------------------------
+
+    def record(self, kind: str, message: str, cause: Cause) -> None:
+        event = Event(esp_time(self.wall()), kind, message, str(cause))
+        self.events.append(event)
+        log.info("%s (%s)", message, cause, extra={"plugd_event": kind})
+
+    def _tell(self, change: Change) -> None:
+        for listener in self.listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("a listener failed on %s", change)
+
+    # --- persistence --------------------------------------------------------
+
+    def save_later(self, name: str, data: Any) -> asyncio.Task[None] | None:
+        """Save in the background (the caller does not wait); failures are logged."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous test): write at once
+            self.state.write(name, dump(data))
+            return None
+        task = loop.create_task(self.writer.save(name, dump(data)))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    async def save_things(self) -> None:
+        await self.writer.save(THINGS_FILE, dump(self.things_json()))
+
+    async def store_recipes(self, recipes: list[Recipe]) -> None:
+        """Persist a new recipe list, then make it the one in force (nothing changes on failure)."""
+        await self.writer.save(RECIPES_FILE, dump([r.to_json() for r in recipes]))
+        self.recipes.replace_all(recipes)
+
+    async def save_nodes_if_changed(self, force: bool = False) -> None:
+        if self._nodes_dirty or force:
+            self._nodes_dirty = False
+            await self.writer.save(NODES_FILE, dump([p.to_record() for p in self.registry.peers.values()]))
+
+    async def close(self) -> None:
+        await self.writer.flush()
+        await self.save_things()
+        await self.save_nodes_if_changed(force=True)
+        await self.writer.save(RECIPES_FILE, dump([r.to_json() for r in self.recipes]))
+
+    # --- views --------------------------------------------------------------
+
+    def things_json(self) -> list[dict[str, Any]]:
+        return [t.to_json() for t in self.things.values()]
+
+    def settable(self, thing_id: int) -> bool:
+        return thing_id in self.things and thing_id not in MEASURED
+
+    def datagram(self) -> bytes:
+        """This node's broadcast, in the firmware's format."""
+        now = datetime.fromtimestamp(self.wall())
+        values = [(t.id, format_clock(now) if t.type == ThingType.CLOCK else format_number(t.value))
+                  for t in self.things.values()]
+        return encode(self.node_id, self.node_name, values)
+
+    def message(self, command: str, **fields: Any) -> dict[str, Any]:
+        """A WebSocket message: every one names its command and this node."""
+        return {"command": command, "nodeId": self.node_id, "nodeName": self.node_name, **fields}
+
+    def thing_update(self, thing: Thing) -> dict[str, Any]:
+        message = self.message("thing_update", thingId=thing.id, thingName=thing.name,
+                               lastUpdate=thing.last_updated, value=thing.value)
+        if thing.type == ThingType.CLOCK:
+            message["text"] = format_clock(datetime.fromtimestamp(self.wall()))
+        return message
+

@@ -1,0 +1,128 @@
+"""The UDP mesh codec, byte-compatible with the ESP8266 smart-plug firmware.
+
+A datagram reads `<nodeId>:<nodeName>&<thingId>:<value>&...`. This module has
+no sockets and no clock: `decode` turns bytes into a `Packet` or raises
+`WireError`, `encode` turns values into bytes. Decoding follows what the
+firmware's receiver does (strtok on `&`, cut at the first `:`, atof), and is
+lenient where the firmware is sloppy: a bad field is dropped on its own and
+never spoils the rest of the packet.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from plugd.errors import WireError
+from plugd.model import MAX_NODE_ID, name_problem
+
+#: The firmware's receive buffer; keep what we send well under it.
+MAX_DATAGRAM = 512
+
+# What C's atof accepts as the start of a string, without its nan/inf forms.
+_FLOAT_PREFIX = re.compile(rb"[ \t\n\v\f\r]*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
+_INT = re.compile(rb"[ \t]*([+-]?\d{1,10})[ \t]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One `<thingId>:<value>` pair. `value` is what the firmware's atof reads; `text` is as sent."""
+
+    thing_id: int
+    value: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    node_id: int
+    node_name: str
+    fields: tuple[Field, ...]
+    #: Fields that could not be read and were dropped (they never spoil the others).
+    rejected: int = 0
+
+
+def atof_prefix(raw: bytes) -> float | None:
+    """The number at the start of `raw` as C's atof reads it, or None if there is none.
+
+    `13:05:09 - 24.11.2026` (a CLOCK value) reads as 13, as it does on an ESP.
+    Non-finite results (`1e999`) count as no number.
+    """
+    match = _FLOAT_PREFIX.match(raw)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    return value if math.isfinite(value) else None
+
+
+def _node_id(raw: bytes) -> int:
+    match = _INT.fullmatch(raw)
+    if match is None:
+        raise WireError(f"node id {raw[:16]!r} is not a decimal integer")
+    node_id = int(match.group(1))
+    if not 0 < node_id <= MAX_NODE_ID:
+        raise WireError(f"node id {node_id} is outside 1..{MAX_NODE_ID}")
+    return node_id
+
+
+def decode(data: bytes) -> Packet:
+    """Read one datagram; raise WireError when it has no usable node header."""
+    # The firmware's buffer is not cleared between packets: stop at the first NUL.
+    data = data.split(b"\0", 1)[0]
+    tokens = [t for t in data.split(b"&") if t]  # strtok skips empty tokens
+    if not tokens:
+        raise WireError("empty datagram")
+    head, sep, raw_name = tokens[0].partition(b":")
+    if not sep:
+        raise WireError("the first field has no ':' between node id and node name")
+    node_id = _node_id(head)
+    name = raw_name.decode("utf-8", "replace").strip()
+    problem = name_problem(name)
+    if problem:
+        raise WireError(f"node name {name[:40]!r} {problem}")
+    fields: list[Field] = []
+    rejected = 0
+    for token in tokens[1:]:
+        raw_id, sep, raw_value = token.partition(b":")
+        id_match = _INT.fullmatch(raw_id) if sep else None
+        value = atof_prefix(raw_value) if id_match else None
+        thing_id = int(id_match.group(1)) if id_match else 0
+        if value is None or not 0 < thing_id <= MAX_NODE_ID:
+            rejected += 1
+            continue
+        fields.append(Field(thing_id, value, raw_value.decode("utf-8", "replace").strip()))
+    return Packet(node_id, name, tuple(fields), rejected)
+
+
+def format_number(value: float) -> str:
+    """A value as the Arduino `String(float)` prints it: two decimals, no exponent."""
+    if not math.isfinite(value):
+        raise WireError(f"cannot send the non-finite value {value}")
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def format_clock(moment: datetime) -> str:
+    """A CLOCK value as the firmware prints it: `H:MM:SS - D.M.YYYY`."""
+    return (f"{moment.hour}:{moment.minute:02d}:{moment.second:02d} - "
+            f"{moment.day}.{moment.month}.{moment.year}")
+
+
+def encode(node_id: int, node_name: str, values: list[tuple[int, str]]) -> bytes:
+    """Build one datagram from already formatted values (see `format_number`, `format_clock`)."""
+    if not 0 < node_id <= MAX_NODE_ID:
+        raise WireError(f"node id {node_id} is outside 1..{MAX_NODE_ID}")
+    problem = name_problem(node_name)
+    if problem:
+        raise WireError(f"node name {node_name!r} {problem}")
+    parts = [f"{node_id}:{node_name}"]
+    for thing_id, text in values:
+        if "&" in text or "\0" in text or not text:
+            raise WireError(f"value {text!r} of thing {thing_id} cannot travel on the wire")
+        parts.append(f"{thing_id}:{text}")
+    data = "&".join(parts).encode("utf-8")
+    if len(data) > MAX_DATAGRAM:
+        raise WireError(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM}")
+    return data
