@@ -82,8 +82,8 @@ async def _request_nodes(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     now = plug.monotonic()
     own = {"id": plug.node_id, "name": plug.node_name, "nodeId": plug.node_id,
            "nodeName": plug.node_name, "online": True, "self": True,
-           "things": [{"id": t.id, "value": t.value, **({"text": m["text"]} if "text" in m else {})}
-                      for t, m in ((t, plug.thing_update(t)) for t in plug.things.values())]}
+           "things": [{"id": t.id, "value": t.value, "text": plug.wire_text(t)}
+                      for t in plug.things.values()]}
     peers = [p.to_json(now) for p in plug.registry.peers.values()]
     return api.answer("response_nodes", nodes=[own, *peers])
 

@@ -280,12 +280,16 @@ class Plug:
     def settable(self, thing_id: int) -> bool:
         return thing_id in self.things and thing_id not in MEASURED
 
+    def wire_text(self, thing: Thing) -> str:
+        """A thing's value as it travels on the mesh (a CLOCK as the time of day)."""
+        if thing.type == ThingType.CLOCK:
+            return format_clock(datetime.fromtimestamp(self.wall()))
+        return format_number(thing.value)
+
     def datagram(self) -> bytes:
         """This node's broadcast, in the firmware's format."""
-        now = datetime.fromtimestamp(self.wall())
-        values = [(t.id, format_clock(now) if t.type == ThingType.CLOCK else format_number(t.value))
-                  for t in self.things.values()]
-        return encode(self.node_id, self.node_name, values)
+        return encode(self.node_id, self.node_name,
+                      [(t.id, self.wire_text(t)) for t in self.things.values()])
 
     def message(self, command: str, **fields: Any) -> dict[str, Any]:
         """A WebSocket message: every one names its command and this node."""
@@ -295,6 +299,6 @@ class Plug:
         message = self.message("thing_update", thingId=thing.id, thingName=thing.name,
                                lastUpdate=thing.last_updated, value=thing.value)
         if thing.type == ThingType.CLOCK:
-            message["text"] = format_clock(datetime.fromtimestamp(self.wall()))
+            message["text"] = self.wire_text(thing)
         return message
 
