@@ -1,0 +1,84 @@
+"""Shared fixtures: free ports, a daemon on simulated pins, and a WebSocket client."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+from websockets.asyncio.client import ClientConnection, connect
+
+from plugd.config import Config, parse
+from plugd.daemon import Daemon
+
+NODE_ID = 4242
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sim_config(state_dir: Path, **overrides: Any) -> Config:
+    """A simulated plug on loopback with ports of its own."""
+    values = {"state.dir": str(state_dir), "http.port": 0, "http.bind": "127.0.0.1",
+              "mesh.udp_port": free_port(), "mesh.broadcast": ["127.255.255.255"],
+              "node.id": NODE_ID, "node.name": "TestPlug"}
+    values.update(overrides)
+    return parse("", values, simulate=True)
+
+
+@pytest.fixture
+def factory() -> MockFactory:
+    return MockFactory()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, factory: MockFactory) -> AsyncIterator[Daemon]:
+    d = Daemon(sim_config(tmp_path / "state"), pin_factory=factory)
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+
+
+class Client:
+    """A WebSocket client that sends a request and waits for its answer."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.pushed: list[dict[str, Any]] = []
+
+    async def ask(self, request: dict[str, Any] | str, answer: str | None = None) -> dict[str, Any]:
+        await self.ws.send(request if isinstance(request, str) else json.dumps(request))
+        while True:
+            message = json.loads(await self.ws.recv())
+            if message["command"] in ("thing_update", "node_update"):
+                self.pushed.append(message)
+                continue
+            if answer is None or message["command"] in (answer, "error"):
+                return message
+
+    async def next_push(self, command: str) -> dict[str, Any]:
+        while True:
+            message = json.loads(await self.ws.recv())
+            if message["command"] == command:
+                return message
+
+
+@pytest.fixture
+async def client(daemon: Daemon) -> AsyncIterator[Client]:
+    async with connect(f"ws://127.0.0.1:{daemon.web.port}/ws") as ws:
+        yield Client(ws)
+
+
+def send_udp(port: int, data: bytes) -> None:
+    """A datagram to the daemon, from an unbound socket (never one bound to its port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(data, ("127.0.0.1", port))

@@ -1,0 +1,136 @@
+import heapq
+
+import pytest
+
+from plugd.mesh import Broadcaster, Peer, Registry, parse_records
+from plugd.errors import ValidationError
+from plugd.wire import decode
+
+OWN = 4242
+
+
+def packet(node_id, name="Node", fields="&1:1.00"):
+    return decode(f"{node_id}:{name}{fields}".encode())
+
+
+def test_a_peer_is_registered_with_its_things_address_and_time():
+    registry = Registry(OWN)
+    heard = registry.heard(packet(7, "Kitchen", "&5:18.50&6:40.00"), "127.0.0.9", now=10.0, esp_now=500)
+    assert heard.is_new and heard.came_online and not heard.renamed
+    peer = registry.peers[7]
+    assert (peer.name, peer.address, peer.last_seen, peer.last_seen_esp) == ("Kitchen", "127.0.0.9", 10.0, 500)
+    assert {i: t.value for i, t in peer.things.items()} == {5: 18.5, 6: 40.0}
+    again = registry.heard(packet(7, "Kitchen 2", "&5:19.00"), "127.0.0.9", now=11.0, esp_now=501)
+    assert not again.is_new and not again.came_online and again.renamed
+    assert peer.things[5].value == 19.0 and peer.things[6].value == 40.0
+
+
+def test_our_own_packets_are_not_a_peer():
+    registry = Registry(OWN)
+    assert registry.heard(packet(OWN), "127.0.0.1", 0, 0) is None
+    assert registry.peers == {} and registry.counters.own == 1
+    assert registry.is_online(OWN)
+
+
+def test_a_silent_node_goes_offline_after_the_timeout_and_comes_back():
+    registry = Registry(OWN, offline_after=15.0)
+    registry.heard(packet(7), "a", now=100.0, esp_now=0)
+    assert registry.sweep(115.0) == [] and registry.is_online(7)
+    (gone,) = registry.sweep(115.5)
+    assert gone.id == 7 and not registry.is_online(7) and gone.things == {}
+    assert registry.sweep(200.0) == []  # reported once
+    assert registry.heard(packet(7), "a", now=201.0, esp_now=0).came_online
+
+
+def test_the_table_is_bounded_and_offline_nodes_make_room_first():
+    registry = Registry(OWN, max_nodes=3, offline_after=10.0)
+    for node_id, now in ((1, 0.0), (2, 5.0), (3, 9.0)):
+        registry.heard(packet(node_id), "a", now=now, esp_now=0)
+    assert registry.heard(packet(4), "a", now=9.5, esp_now=0) is None  # full, all online
+    assert registry.counters.dropped_full == 1
+    registry.sweep(16.0)  # 1 and 2 are offline now
+    assert registry.heard(packet(4), "a", now=16.0, esp_now=0).is_new
+    assert sorted(registry.peers) == [2, 3, 4] and registry.counters.evicted == 1
+
+
+def test_spoofed_ids_cannot_grow_the_table():
+    registry = Registry(OWN, max_nodes=256)
+    for node_id in range(1, 10_001):
+        registry.heard(packet(node_id), "a", now=0.0, esp_now=0)
+    assert len(registry.peers) == 256 and registry.counters.own == 1  # 4242 is in the range
+    assert registry.counters.dropped_full == 10_000 - 256 - 1
+
+
+def test_things_per_node_are_bounded():
+    registry = Registry(OWN)
+    fields = "".join(f"&{i}:1" for i in range(1, 100))
+    registry.heard(packet(7, fields=fields), "a", 0, 0)
+    assert len(registry.peers[7].things) == 64
+
+
+def test_known_nodes_round_trip_through_their_records():
+    registry = Registry(OWN)
+    registry.heard(packet(7, "Kitchen"), "127.0.0.9", now=1.0, esp_now=600)
+    records = parse_records([p.to_record() for p in registry.peers.values()])
+    restored = Registry(OWN)
+    restored.load(records + [Peer(OWN, "me")])
+    peer = restored.peers[7]
+    assert (peer.name, peer.address, peer.last_seen_esp, peer.online) == ("Kitchen", "127.0.0.9", 600, False)
+    assert OWN not in restored.peers
+
+
+def test_bad_records_are_refused_naming_the_entry():
+    with pytest.raises(ValidationError, match=r"nodes\[1\].name"):
+        parse_records([{"id": 1, "name": "a"}, {"id": 2, "name": "b&c"}])
+
+
+class FakeLoop:
+    """Just enough of an event loop for the Broadcaster: time moves when the test says."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.timers = []
+        self.count = 0
+
+    def time(self):
+        return self.now
+
+    def call_later(self, delay, callback):
+        self.count += 1
+        timer = [self.now + delay, self.count, callback, False]
+        heapq.heappush(self.timers, timer)
+
+        class Handle:
+            def cancel(self_inner):
+                timer[3] = True
+        return Handle()
+
+    def advance(self, seconds):
+        end = self.now + seconds
+        while self.timers and self.timers[0][0] <= end:
+            when, _, callback, cancelled = heapq.heappop(self.timers)
+            self.now = when
+            if not cancelled:
+                callback()
+        self.now = end
+
+
+def test_broadcasts_go_every_interval_and_soon_after_changes_at_most_ten_a_second():
+    loop = FakeLoop()
+    sent = []
+    b = Broadcaster(loop, lambda: sent.append(loop.now), interval=5.0, max_rate=10.0)
+    b.start()
+    assert sent == [0.0]
+    loop.advance(1.0)
+    b.changed()  # quiet for a while: goes at once
+    assert sent == [0.0, 1.0]
+    for _ in range(50):  # a burst: one more datagram at the end of the gap
+        loop.advance(0.001)
+        b.changed()
+    loop.advance(0.2)
+    assert sent == [0.0, 1.0, pytest.approx(1.1)]
+    loop.advance(4.0)
+    assert sent[-1] == 5.0
+    b.stop()
+    loop.advance(20.0)
+    assert sent[-1] == 5.0
