@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,12 @@ def sim_config(state_dir: Path, **overrides: Any) -> Config:
 
 
 @pytest.fixture
-def factory() -> MockFactory:
-    return MockFactory()
+def factory() -> Iterator[MockFactory]:
+    """A clean mock pin factory (gpiozero's mock factories share one table of pins)."""
+    mock = MockFactory()
+    mock.reset()
+    yield mock
+    mock.reset()
 
 
 @pytest.fixture

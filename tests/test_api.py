@@ -1,0 +1,158 @@
+"""The WebSocket API, spoken over a real connection to a daemon on simulated pins."""
+
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
+
+from conftest import NODE_ID, send_udp
+from plugd.model import ThingId
+
+RECIPE = {"name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
+          "targetValue": 19, "localThingId": 1, "localValue": 1}
+
+
+async def stored(daemon, name):
+    await daemon.plug.writer.flush()
+    return json.loads((daemon.plug.state.path / name).read_text())
+
+
+async def test_every_answer_names_its_command_and_this_node(client):
+    for request, answer in [("request_nodes", "response_nodes"), ("request_things", "response_things"),
+                            ("request_recipes", "response_recipes"), ("no_such_thing", "response_default"),
+                            ("request_status", "response_status"), ("request_events", "response_events")]:
+        message = await client.ask({"command": request})
+        assert message["command"] == answer
+        assert (message["nodeId"], message["nodeName"]) == (NODE_ID, "TestPlug")
+
+
+async def test_things_come_in_the_firmware_shape(client):
+    things = (await client.ask({"command": "request_things"}))["things"]
+    assert [t["id"] for t in things] == [1, 2, 3, 4]
+    assert set(things[0]) == {"id", "name", "type", "value", "override", "last_updated"}
+
+
+async def test_nodes_carry_both_key_pairs_for_both_kinds_of_page(client, daemon):
+    send_udp(daemon.config.mesh.udp_port, b"777:Kitchen&5:18.50")
+    message = await client.next_push("node_update")
+    assert message["node"]["id"] == 777
+    nodes = (await client.ask({"command": "request_nodes"}))["nodes"]
+    own, peer = nodes
+    assert (own["id"], own["nodeId"], own["name"], own["nodeName"]) == (NODE_ID, NODE_ID, "TestPlug", "TestPlug")
+    assert (peer["id"], peer["nodeId"], peer["name"], peer["nodeName"]) == (777, 777, "Kitchen", "Kitchen")
+    assert peer["online"] and peer["things"][0]["value"] == 18.5
+
+
+async def test_save_thing_switches_the_relay_and_answers_success(client, daemon, factory):
+    answer = await client.ask({"command": "save_thing", "thing": {"id": 1, "type": 1, "value": 1,
+                                                                   "override": True}})
+    assert answer["command"] == "response_save_thing" and answer["success"] is True
+    assert factory.pin(17).state is True
+    assert (await stored(daemon, "things.json"))[0]["override"] is True
+
+
+async def test_save_thing_accepts_the_thing_as_a_json_string(client, factory):
+    thing = json.dumps({"id": 1, "value": 1})
+    assert (await client.ask({"command": "save_thing", "thing": thing}))["success"]
+    assert factory.pin(17).state is True
+
+
+async def test_a_change_is_pushed_to_every_client(client, daemon):
+    async with connect(f"ws://127.0.0.1:{daemon.web.port}/ws") as other:
+        await client.ask({"command": "switch", "state": "on"})
+        while True:
+            message = json.loads(await other.recv())
+            if message["command"] == "thing_update" and message["thingId"] == 1:
+                break
+    assert message["value"] == 1.0 and message["thingName"] == "Plug"
+    assert message["nodeId"] == NODE_ID and message["lastUpdate"] > 0
+
+
+@pytest.mark.parametrize("request_text, error", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "message: expected an object"),
+    ('{"cmd": 1}', "command: is missing"),
+    ('{"command": 5}', "command: expected a string"),
+    ('{"command": "save_thing"}', "thing: is missing"),
+    ('{"command": "save_thing", "thing": "{oops"}', "thing: is a string that is not valid JSON"),
+    ('{"command": "save_thing", "thing": {"value": 1}}', "thing.id: is missing"),
+    ('{"command": "save_thing", "thing": {"id": 99, "value": 1}}', "thing.id: there is no local thing 99"),
+    ('{"command": "save_thing", "thing": {"id": 1, "value": "on"}}', "thing.value: expected a number"),
+    ('{"command": "save_thing", "thing": {"id": 1, "value": 2}}', "thing.value: thing 1 (Plug) is a switch"),
+    ('{"command": "save_thing", "thing": {"id": 1, "type": 6}}', "thing.type: thing 1 (Plug) is a SWITCH"),
+    ('{"command": "save_thing", "thing": {"id": 2, "value": 100}}', "thing.value: thing 2 (Wats) is measured"),
+    ('{"command": "save_thing", "thing": {"id": 1, "override": "yes"}}', "thing.override: expected true or false"),
+    ('{"command": "switch", "state": "up"}', 'state: expected "on", "off" or "toggle"'),
+    ('{"command": "delete_recipe", "id": 5}', "id: there is no recipe 5"),
+    ('{"command": "move_recipe", "id": 5, "index": 0}', "id: there is no recipe 5"),
+])
+async def test_bad_requests_get_an_error_naming_the_field_and_change_nothing(client, daemon, request_text, error):
+    things_before = await stored(daemon, "things.json") if (daemon.plug.state.path / "things.json").exists() else None
+    answer = await client.ask(request_text)
+    assert answer["command"] == "error" and error in answer["error"], answer
+    assert (answer["nodeId"], answer["nodeName"]) == (NODE_ID, "TestPlug")
+    assert daemon.plug.things[ThingId.PLUG].value == 0.0
+    assert not daemon.plug.things[ThingId.PLUG].override
+    assert (await stored(daemon, "things.json") if things_before is not None else None) == things_before
+    # the connection stays usable
+    assert (await client.ask({"command": "request_things"}))["command"] == "response_things"
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"relation": 7}, "recipe.relation: must be between 0 and 5"),
+    ({"localThingId": 42}, "recipe.localThingId: there is no local thing 42"),
+    ({"localThingId": 2}, "recipe.localThingId: thing 2 (Wats) is measured"),
+    ({"localValue": 3}, "recipe.localValue: thing 1 (Plug) is a switch"),
+    ({"targetValue": "warm"}, "recipe.targetValue: expected a number"),
+    ({"name": "x&y"}, "recipe.name: must not contain '&'"),
+])
+async def test_a_refused_recipe_leaves_the_stored_ones_unchanged(client, daemon, change, error):
+    assert (await client.ask({"command": "save_recipe", "recipe": RECIPE}))["success"]
+    before = await stored(daemon, "recipes.json")
+    answer = await client.ask({"command": "save_recipe", "recipe": {**RECIPE, "id": 1, **change}})
+    assert answer["command"] == "error" and error in answer["error"], answer
+    assert await stored(daemon, "recipes.json") == before
+    assert [r.to_json() for r in daemon.plug.recipes] == before
+
+
+async def test_recipes_are_created_replaced_moved_and_deleted(client, daemon):
+    first = await client.ask({"command": "save_recipe", "recipe": RECIPE})
+    second = await client.ask({"command": "save_recipe", "recipe": json.dumps({**RECIPE, "name": "cool",
+                                                                               "relation": 2, "targetValue": 21,
+                                                                               "localValue": 0})})
+    assert (first["recipe"]["id"], second["recipe"]["id"]) == (1, 2)
+    await client.ask({"command": "save_recipe", "recipe": {**RECIPE, "id": 1, "name": "heat more"}})
+    moved = await client.ask({"command": "move_recipe", "id": 2, "index": 0})
+    assert [r["name"] for r in moved["recipes"]] == ["cool", "heat more"]
+    assert [r["name"] for r in await stored(daemon, "recipes.json")] == ["cool", "heat more"]
+    await client.ask({"command": "delete_recipe", "id": 2})
+    listed = (await client.ask({"command": "request_recipes"}))["recipes"]
+    assert [(r["id"], r["name"], r["matching"], r["seen"]) for r in listed] == [(1, "heat more", False, None)]
+
+
+async def test_a_recipe_saved_over_the_api_drives_the_relay_from_a_datagram(client, daemon, factory):
+    await client.ask({"command": "save_recipe", "recipe": RECIPE})
+    send_udp(daemon.config.mesh.udp_port, b"777:Kitchen&5:18.00")
+    update = await client.next_push("thing_update")
+    while update["thingId"] != 1:
+        update = await client.next_push("thing_update")
+    assert update["value"] == 1.0 and factory.pin(17).state is True
+    listed = (await client.ask({"command": "request_recipes"}))["recipes"]
+    assert listed[0]["matching"] and listed[0]["seen"] == 18.0 and listed[0]["sourceValue"] == 18.0
+    events = (await client.ask({"command": "request_events"}))["events"]
+    assert events[-1]["message"] == "relay on" and events[-1]["cause"] == "recipe 1"
+
+
+async def test_switch_and_toggle(client, factory):
+    assert (await client.ask({"command": "switch", "state": "toggle"}))["relay"] is True
+    assert (await client.ask({"command": "switch", "state": "off"}))["relay"] is False
+    assert [s.state for s in factory.pin(17).states][-2:] == [True, False]
+
+
+async def test_frames_over_64_kib_are_refused(daemon):
+    async with connect(f"ws://127.0.0.1:{daemon.web.port}/ws", max_size=None) as ws:
+        await ws.send(json.dumps({"command": "request_things", "pad": "x" * 70_000}))
+        with pytest.raises(ConnectionClosedError) as closed:
+            await ws.recv()
+    assert closed.value.rcvd.code == 1009  # message too big

@@ -1,0 +1,216 @@
+"""plugd as a user runs it: `plugd --simulate` processes, `plugctl`, datagrams on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, send_udp
+from plugd.wire import decode
+
+BIN = Path(sys.executable).parent
+
+
+class Running:
+    def __init__(self, tmp: Path, *extra: str, udp_port: int | None = None, node_id: int = 4242,
+                 name: str | None = "SimPlug") -> None:
+        self.http = free_port(socket.SOCK_STREAM)
+        self.udp = udp_port or free_port()
+        self.state = tmp / f"state-{node_id}"
+        self.log = tmp / f"plugd-{node_id}.log"
+        args = [str(BIN / "plugd"), "--simulate", "--http-port", str(self.http), "--udp-port",
+                str(self.udp), "--state-dir", str(self.state), "--node-id", str(node_id),
+                *(["--node-name", name] if name else []), *extra]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.http), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"plugd did not start:\n{self.log.read_text()}")
+                time.sleep(0.05)
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "plugctl"), "--port", str(self.http), *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def status(self) -> dict:
+        done = self.ctl("--json", "status")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def running(tmp_path):
+    started: list[Running] = []
+
+    def start(*extra: str, **kwargs) -> Running:
+        started.append(Running(tmp_path, *extra, **kwargs))
+        return started[-1]
+    yield start
+    for r in started:
+        if r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.wait()
+
+
+def wait_for(check, what: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def listener(port: int) -> socket.socket:
+    """Hears the loopback broadcasts on the mesh port, beside the daemon (SO_REUSEADDR)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    sock.settimeout(15)
+    return sock
+
+
+def test_simulated_plug_broadcasts_esp_datagrams_on_loopback(running, tmp_path):
+    udp = free_port()
+    with listener(udp) as sock:
+        plug = running(udp_port=udp)
+        data, (address, _) = sock.recvfrom(2048)
+    packet = decode(data)
+    assert (packet.node_id, packet.node_name) == (4242, "SimPlug")
+    assert [f.thing_id for f in packet.fields] == [1, 2, 3, 4] and packet.rejected == 0
+    assert data.split(b"&")[1:4] == [b"1:0.00", b"2:0.00", b"3:0.00"]
+    assert address == "127.0.0.1"
+    assert plug.stop() == 0
+
+
+def test_an_esp_datagram_shows_the_node_and_its_recipe_switches_the_relay(running):
+    plug = running()
+    send_udp(plug.udp, b"10223344:SmartPlugEsp&1:1.00&2:1523.75&3:412.30&4:13:05:09 - 24.11.2026")
+    table = wait_for(lambda: "SmartPlugEsp" in (out := plug.ctl("nodes").stdout) and out, "the node")
+    assert "10223344" in table and "online" in table and "13:05:09 - 24.11.2026" in table
+    nodes = json.loads(plug.ctl("--json", "nodes").stdout)["nodes"]
+    assert {n["id"] for n in nodes} == {4242, 10223344}
+
+    import asyncio
+    from websockets.asyncio.client import connect
+
+    async def save_recipe():
+        async with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
+            await ws.send(json.dumps({"command": "save_recipe", "recipe": {
+                "name": "follow", "sourceNodeId": 10223344, "sourceThingId": 2, "relation": 2,
+                "targetValue": 1000, "localThingId": 1, "localValue": 1}}))
+            while json.loads(await ws.recv())["command"] != "response_save_recipe":
+                pass
+    asyncio.run(save_recipe())
+    assert plug.status()["relay"] is False
+    send_udp(plug.udp, b"10223344:SmartPlugEsp&2:1600.00")
+    wait_for(lambda: plug.status()["relay"], "the recipe to switch the relay on")
+    recipes = plug.ctl("recipes").stdout
+    assert "follow" in recipes and "is above 1000" in recipes and "yes (1600)" in recipes
+    assert plug.stop() == 0
+
+
+def test_plugctl_switches_and_the_state_survives_a_restart(running, tmp_path):
+    plug = running()
+    assert plug.ctl("on").stdout.strip() == "relay on"
+    assert plug.ctl("toggle").stdout.strip() == "relay off"
+    assert plug.ctl("toggle").stdout.strip() == "relay on"
+    status = plug.ctl("status").stdout
+    assert "relay    on" in status and "SimPlug (id 4242)" in status
+    assert plug.stop() == 0
+    things = json.loads((plug.state / "things.json").read_text())
+    assert things[0]["value"] == 1.0
+    again = running()  # power_on_state = last
+    assert again.status()["relay"] is True
+    assert again.stop() == 0
+
+
+def test_plugctl_says_when_it_cannot_reach_the_daemon():
+    done = subprocess.run([str(BIN / "plugctl"), "--port", str(free_port(socket.SOCK_STREAM)), "status"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3 and "cannot reach plugd" in done.stderr
+
+
+def test_two_simulated_plugs_mesh_over_loopback(running):
+    udp = free_port()
+    a = running(udp_port=udp, node_id=1001, name="PlugA")
+    b = running(udp_port=udp, node_id=1002, name="PlugB")
+    for plug, other in ((a, "PlugB"), (b, "PlugA")):
+        wait_for(lambda: other in plug.ctl("nodes").stdout, f"{other} in the other's nodes")
+    assert a.stop() == 0 and b.stop() == 0
+
+
+def test_sighup_reloads_and_a_bad_file_keeps_the_running_configuration(running, tmp_path):
+    config = tmp_path / "plugd.toml"
+    config.write_text('[node]\nname = "Before"\n')
+    plug = running("--config", str(config), name=None)
+    assert plug.status()["nodeName"] == "Before"
+    config.write_text('[node]\nname = "After"\n')
+    plug.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: plug.status()["nodeName"] == "After", "the new name")
+    config.write_text("[node]\nname = 5\n")
+    plug.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "node.name: expected a string" in plug.log.read_text(), "the refusal")
+    assert plug.status()["nodeName"] == "After"
+    assert plug.stop() == 0
+
+
+def test_sigterm_saves_and_exits_cleanly(running):
+    plug = running()
+    send_udp(plug.udp, b"555:Garage&5:3.00")
+    wait_for(lambda: plug.status()["nodesOnline"] == 1, "the node")
+    plug.proc.send_signal(signal.SIGTERM)
+    assert plug.proc.wait(timeout=10) == 0
+    nodes = json.loads((plug.state / "nodes.json").read_text())
+    assert [(n["id"], n["name"]) for n in nodes] == [(555, "Garage")]
+    assert "plugd stopped" in plug.log.read_text()
+
+
+def test_a_corrupt_state_file_is_kept_and_the_daemon_starts(running, tmp_path):
+    state = tmp_path / "state-4242"
+    state.mkdir()
+    (state / "recipes.json").write_text("{{{ not json")
+    plug = running()
+    assert plug.status()["recipes"] == 0
+    (aside,) = state.glob("recipes.json.corrupt-*")
+    assert aside.read_text() == "{{{ not json"
+    assert "recipes.json is unreadable" in plug.log.read_text()
+    assert plug.stop() == 0
+
+
+def test_a_configuration_error_stops_the_start_with_the_key(tmp_path):
+    config = tmp_path / "plugd.toml"
+    config.write_text("[mesh]\nudp_port = 'x'\n")
+    done = subprocess.run([str(BIN / "plugd"), "--config", str(config)], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2 and "mesh.udp_port: expected an integer" in done.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([str(BIN / "plugd"), "--simulate", "--http-port", str(port),
+                               "--udp-port", str(free_port()), "--state-dir", str(tmp_path)],
+                              capture_output=True, text=True, timeout=30, env={**os.environ})
+    assert done.returncode == 1 and "cannot start" in done.stderr

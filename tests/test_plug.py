@@ -1,0 +1,178 @@
+import json
+
+import pytest
+from plugd.errors import HardwareError
+from plugd.hardware.relay import Relay
+from plugd.mesh import Registry
+from plugd.model import Recipe, Relation, ThingId
+from plugd.plug import Cause, Plug
+from plugd.store import StateDir, dump
+
+OWN = 4242
+SENSOR = 777
+PIN = 17
+# 2026-11-24 13:05:09 local time is all the tests need: a fixed wall clock.
+WALL = 1_795_000_000.0
+
+
+class Clock:
+    def __init__(self):
+        self.mono = 1000.0
+
+    def monotonic(self):
+        return self.mono
+
+
+def make_plug(state_dir, factory, *, power_on_state="last", active_high=True, clock=None):
+    clock = clock or Clock()
+    return Plug(node_id=OWN, node_name="TestPlug", state=StateDir(state_dir),
+                open_relay=lambda on: Relay(PIN, active_high=active_high, initial=on, pin_factory=factory),
+                registry=Registry(OWN, offline_after=15.0), power_on_state=power_on_state,
+                wall=lambda: WALL, monotonic=clock.monotonic)
+
+
+def pin_history(factory):
+    """The levels the relay pin took; a mock pin starts as an input reading low (the first)."""
+    pin = factory.pin(PIN)
+    assert pin.function == "output"
+    return [s.state for s in pin.states]
+
+
+def heater_recipes():
+    return [Recipe(1, "cold", SENSOR, 5, 0.0, Relation.SMALLER_THAN, ThingId.PLUG, 19.0, 1.0),
+            Recipe(2, "warm", SENSOR, 5, 0.0, Relation.BIGGER_THAN, ThingId.PLUG, 21.0, 0.0)]
+
+
+def test_first_start_has_the_four_esp_things_and_the_relay_off(tmp_path, factory):
+    plug = make_plug(tmp_path, factory)
+    assert [(t.id, t.name, t.value) for t in plug.things.values()] == [
+        (1, "Plug", 0.0), (2, "Wats", 0.0), (3, "Daily Wats/Hour", 0.0), (4, "Clock", 0.0)]
+    assert pin_history(factory) == [False]
+
+
+def test_switching_drives_the_pin_persists_and_tells_listeners(tmp_path, factory):
+    plug = make_plug(tmp_path, factory)
+    heard = []
+    plug.listeners.append(heard.append)
+    assert plug.set_thing(ThingId.PLUG, 1.0, Cause("user", "test"))
+    assert not plug.set_thing(ThingId.PLUG, 1.0, Cause("user", "test"))  # no change, no event
+    assert pin_history(factory) == [False, True]
+    assert [(c.thing.id, c.thing.value, str(c.cause)) for c in heard] == [(1, 1.0, "user test")]
+    stored = json.loads((tmp_path / "things.json").read_text())
+    assert stored[0]["value"] == 1.0 and stored[0]["last_updated"] > 0
+    assert plug.events[-1].message == "relay on" and plug.events[-1].cause == "user test"
+
+
+def test_active_low_relays_invert_the_pin(tmp_path, factory):
+    plug = make_plug(tmp_path, factory, active_high=False)
+    plug.set_thing(ThingId.PLUG, 1.0, Cause("user"))
+    assert pin_history(factory) == [False, True, False]  # output high (off) at once, then low (on)
+
+
+@pytest.mark.parametrize("policy, stored, expected", [
+    ("last", 1.0, [False, True]), ("last", 0.0, [False]), ("on", 0.0, [False, True]),
+    ("off", 1.0, [False])])
+def test_power_on_state(tmp_path, factory, policy, stored, expected):
+    before = make_plug(tmp_path, factory)
+    before.set_thing(ThingId.PLUG, stored, Cause("user"))
+    before.relay.close()
+    factory.reset()
+    after = make_plug(tmp_path, factory, power_on_state=policy)
+    assert pin_history(factory) == expected
+    assert after.things[ThingId.PLUG].value == float(expected[-1])  # no glitch: the pin starts in its state
+
+
+def test_a_datagram_drives_a_recipe_that_switches_the_relay(tmp_path, factory):
+    plug = make_plug(tmp_path, factory)
+    plug.recipes.replace_all(heater_recipes())
+    plug.receive(f"{SENSOR}:Kitchen&5:18.00".encode(), "127.0.0.5")
+    assert plug.things[ThingId.PLUG].value == 1.0
+    plug.receive(f"{SENSOR}:Kitchen&5:20.00".encode(), "127.0.0.5")
+    plug.receive(f"{SENSOR}:Kitchen&5:22.00".encode(), "127.0.0.5")
+    assert pin_history(factory) == [False, True, False]
+    assert [e.cause for e in plug.events if e.kind == "relay"][1:] == ["recipe 1", "recipe 2"]
+
+
+def test_override_keeps_recipes_off_and_switching_it_off_hands_back(tmp_path, factory):
+    plug = make_plug(tmp_path, factory)
+    plug.recipes.replace_all(heater_recipes())
+    plug.set_override(ThingId.PLUG, True, Cause("user"))
+    plug.receive(f"{SENSOR}:Kitchen&5:18.00".encode(), "a")
+    assert plug.things[ThingId.PLUG].value == 0.0
+    plug.set_override(ThingId.PLUG, False, Cause("user"))
+    assert plug.things[ThingId.PLUG].value == 1.0  # the recipes decide on the value they saw
+
+
+def test_a_recipe_from_an_offline_node_stops_firing(tmp_path, factory):
+    clock = Clock()
+    plug = make_plug(tmp_path, factory, clock=clock)
+    plug.recipes.replace_all(heater_recipes())
+    plug.receive(f"{SENSOR}:Kitchen&5:18.00".encode(), "a")
+    clock.mono += 16.0
+    plug.tick()
+    assert not plug.registry.is_online(SENSOR)
+    assert any(e.message.endswith("offline") for e in plug.events)
+    plug.set_thing(ThingId.PLUG, 0.0, Cause("user"))
+    plug.set_override(ThingId.PLUG, True, Cause("user"))
+    plug.set_override(ThingId.PLUG, False, Cause("user"))  # nothing seen from it since: no action
+    assert plug.things[ThingId.PLUG].value == 0.0
+
+
+def test_recipes_that_switch_each_other_stop_at_a_bounded_depth(tmp_path, factory, caplog):
+    plug = make_plug(tmp_path, factory)
+    plug.recipes.replace_all([
+        Recipe(1, "flip on", OWN, 1, 0.0, Relation.EQUALS, ThingId.PLUG, 0.0, 1.0),
+        Recipe(2, "flip off", OWN, 1, 0.0, Relation.EQUALS, ThingId.PLUG, 1.0, 0.0)])
+    plug.set_thing(ThingId.PLUG, 1.0, Cause("user"))
+    assert "loop" in caplog.text
+    assert len(factory.pin(PIN).states) < 20
+
+
+def test_own_packets_and_garbage_are_counted_not_registered(tmp_path, factory):
+    plug = make_plug(tmp_path, factory)
+    plug.receive(plug.datagram(), "127.0.0.1")
+    plug.receive(b"\xff\x00garbage", "127.0.0.1")
+    counters = plug.registry.counters
+    assert (counters.received, counters.own, counters.invalid) == (2, 1, 1)
+    assert plug.registry.peers == {}
+
+
+def test_the_datagram_is_in_the_firmware_format(tmp_path, factory):
+    plug = make_plug(tmp_path, factory)
+    plug.set_thing(ThingId.PLUG, 1.0, Cause("user"))
+    text = plug.datagram().decode()
+    head, plug_field, power, energy, clock = text.split("&")
+    assert (head, plug_field, power, energy) == (f"{OWN}:TestPlug", "1:1.00", "2:0.00", "3:0.00")
+    hour = clock.split(":")[1]
+    assert clock.startswith("4:") and " - " in clock and hour.isdigit() and len(hour) <= 2
+
+
+def test_a_failing_relay_pin_changes_nothing_and_is_reported(tmp_path, factory):
+    plug = make_plug(tmp_path, factory)
+
+    def broken(on):
+        raise HardwareError("cannot switch the relay on GPIO17: pin gone")
+    plug.relay.set = broken
+    with pytest.raises(HardwareError):
+        plug.set_thing(ThingId.PLUG, 1.0, Cause("user"))
+    assert plug.things[ThingId.PLUG].value == 0.0
+    assert plug.events[-1].kind == "fault"
+
+
+def test_corrupt_state_files_are_set_aside_and_the_plug_starts(tmp_path, factory):
+    (tmp_path / "things.json").write_text('[{"id": 1, "name": "Plug"}]')
+    (tmp_path / "recipes.json").write_text("[")
+    (tmp_path / "nodes.json").write_bytes(b"\x00\x01")
+    plug = make_plug(tmp_path, factory)
+    assert len(plug.things) == 4 and len(plug.recipes) == 0
+    assert len(list(tmp_path.glob("*.corrupt-*"))) == 3
+
+
+def test_stored_things_keep_their_names_and_extra_things(tmp_path, factory):
+    things = [{"id": 1, "name": "Fridge", "type": 1, "value": 1.0, "override": True, "last_updated": 5},
+              {"id": 9, "name": "Lamp", "type": 1, "value": 1.0, "override": False, "last_updated": 5}]
+    (tmp_path / "things.json").write_bytes(dump(things))
+    plug = make_plug(tmp_path, factory)
+    assert [(t.id, t.name) for t in plug.things.values()] == [
+        (1, "Fridge"), (2, "Wats"), (3, "Daily Wats/Hour"), (4, "Clock"), (9, "Lamp")]
+    assert plug.things[1].override and pin_history(factory) == [False, True]
