@@ -47,7 +47,8 @@ class WebServer:
 
     async def start(self, host: str | None, port: int, sock: socket.socket | None = None) -> None:
         options: dict[str, Any] = {"process_request": self._process_request, "max_size": MAX_FRAME,
-                                   "ping_interval": 20, "ping_timeout": 20, "server_header": None}
+                                   "ping_interval": 20, "ping_timeout": 20, "close_timeout": 1,
+                                   "server_header": None}
         if sock is not None:
             self.server = await serve(self._session, sock=sock, **options)
         else:
