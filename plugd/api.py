@@ -83,14 +83,14 @@ async def _request_nodes(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     own = {"id": plug.node_id, "name": plug.node_name, "nodeId": plug.node_id,
            "nodeName": plug.node_name, "online": True, "self": True,
            "things": [{"id": t.id, "value": t.value, "text": plug.wire_text(t)}
-                      for t in plug.things.values()]}
+                      for t in plug.things.values() if t.id not in plug.invalid]}
     peers = [p.to_json(now) for p in plug.registry.peers.values()]
     return api.answer("response_nodes", nodes=[own, *peers])
 
 
 @command("request_things")
 async def _request_things(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
-    return api.answer("response_things", things=api.plug.things_json())
+    return api.answer("response_things", things=api.plug.things_view())
 
 
 def _recipes_json(plug: Plug) -> list[dict[str, Any]]:

@@ -92,6 +92,100 @@ class RelayConfig:
     stop_state: str = field(default="off", metadata=_check(_one_of("off", "keep")))
 
 
+def _bcm_pin(value: int) -> str | None:
+    return None if 0 <= value <= 27 else f"must be a BCM GPIO number 0..27, got {value}"
+
+
+FULL_SCALES = (6.144, 4.096, 2.048, 1.024, 0.512, 0.256)
+DATA_RATES = (8, 16, 32, 64, 128, 250, 475, 860)
+ADC_CHANNELS = ("A0", "A1", "A2", "A3", "A0-A1", "A0-A3", "A1-A3", "A2-A3")
+SENSORS = ("ACS712-05B", "ACS712-20A", "ACS712-30A")
+
+
+@dataclass(frozen=True)
+class AdcConfig:
+    """The ADS1115 the current sensor is read through."""
+
+    enabled: bool = True
+    bus: int = field(default=1, metadata=_check(
+        lambda v: None if v >= 0 else f"must be an I2C bus number (/dev/i2c-N), got {v}"))
+    address: int = field(default=0x48, metadata=_check(
+        lambda v: None if 0x48 <= v <= 0x4B else f"must be 0x48..0x4B (72..75), got {v:#x}"))
+    channel: str = field(default="A0", metadata=_check(_one_of(*ADC_CHANNELS)))
+    full_scale: float = field(default=4.096, metadata=_check(
+        lambda v: None if v in FULL_SCALES else f"must be one of {', '.join(map(str, FULL_SCALES))} volts, got {v}"))
+    data_rate: int = field(default=860, metadata=_check(
+        lambda v: None if v in DATA_RATES else f"must be one of {', '.join(map(str, DATA_RATES))}, got {v}"))
+    #: BCM pin wired to ALERT/RDY; 0: not wired (single-shot conversions, slower).
+    alert_pin: int = field(default=25, metadata=_check(_bcm_pin))
+    vdd: float = field(default=3.3, metadata=_check(
+        lambda v: None if 2.0 <= v <= 5.5 else f"must be the ADS1115's supply, 2.0..5.5 V, got {v}"))
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    """The analogue front end and the mains the plug switches."""
+
+    sensor: str = field(default="ACS712-30A", metadata=_check(_one_of(*SENSORS)))
+    #: Overrides the sensor's sensitivity when above 0.
+    mv_per_amp: float = field(default=0.0, metadata=_check(
+        lambda v: None if v >= 0 else f"must be 0 (use the sensor's) or above, got {v}"))
+    zero_volts: float = field(default=2.5, metadata=_check(
+        lambda v: None if 0 < v < 5.5 else f"must be the sensor's output at 0 A, got {v}"))
+    divider: float = field(default=2 / 3, metadata=_check(
+        lambda v: None if 0 < v <= 1 else f"must be the divider's ratio, above 0 and at most 1, got {v}"))
+    volts: float = field(default=230.0, metadata=_check(
+        lambda v: None if 50 <= v <= 300 else f"must be the mains voltage, 50..300, got {v}"))
+    frequency: float = field(default=50.0, metadata=_check(
+        lambda v: None if 40 <= v <= 70 else f"must be the mains frequency, 40..70 Hz, got {v}"))
+    power_factor: float = field(default=1.0, metadata=_check(
+        lambda v: None if 0 < v <= 1 else f"must be above 0 and at most 1, got {v}"))
+    interval: float = field(default=1.0, metadata=_check(
+        lambda v: None if 0.2 <= v <= 60 else f"must be between 0.2 and 60 seconds, got {v}"))
+    flush_interval: float = field(default=60.0, metadata=_check(
+        lambda v: None if 5 <= v <= 3600 else f"must be between 5 and 3600 seconds, got {v}"))
+
+
+@dataclass(frozen=True)
+class ProtectionConfig:
+    """Switch the load off when it draws too much; 0 turns a limit off."""
+
+    max_power: float = field(default=0.0, metadata=_check(
+        lambda v: None if v >= 0 else f"must be 0 (off) or a power in W, got {v}"))
+    max_current: float = field(default=0.0, metadata=_check(
+        lambda v: None if v >= 0 else f"must be 0 (off) or a current in A, got {v}"))
+    hold: float = field(default=2.0, metadata=_check(
+        lambda v: None if 0 <= v <= 600 else f"must be between 0 and 600 seconds, got {v}"))
+    #: Switch back on by itself after this many seconds; 0: only when the user does.
+    retry_after: float = field(default=0.0, metadata=_check(
+        lambda v: None if v >= 0 else f"must be 0 (never) or seconds, got {v}"))
+
+
+DISPLAY_MODES = ("power", "current", "energy_today", "clock", "off")
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    enabled: bool = True
+    clk: int = field(default=23, metadata=_check(_bcm_pin))
+    dio: int = field(default=24, metadata=_check(_bcm_pin))
+    mode: str = field(default="power", metadata=_check(_one_of(*DISPLAY_MODES)))
+    brightness: int = field(default=7, metadata=_check(
+        lambda v: None if 0 <= v <= 7 else f"must be between 0 and 7, got {v}"))
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """The simulated chips of `--simulate`."""
+
+    load_watts: float = field(default=1000.0, metadata=_check(
+        lambda v: None if 0 <= v <= 10_000 else f"must be between 0 and 10000 W, got {v}"))
+    #: The ADS1115's oscillator may run up to 10 % off; -0.1..0.1.
+    oscillator_error: float = field(default=0.0, metadata=_check(
+        lambda v: None if -0.1 <= v <= 0.1 else f"must be between -0.1 and 0.1, got {v}"))
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: str = field(default="info", metadata=_check(_one_of("debug", "info", "warning", "error")))
@@ -104,9 +198,14 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     state: StateConfig = field(default_factory=StateConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    adc: AdcConfig = field(default_factory=AdcConfig)
+    meter: MeterConfig = field(default_factory=MeterConfig)
+    protection: ProtectionConfig = field(default_factory=ProtectionConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: Run against simulated chips; not a file key (the `--simulate` option).
-    simulate: bool = field(default=False, metadata={"internal": True})
+    simulated: bool = field(default=False, metadata={"internal": True})
 
 
 def simulate_defaults() -> dict[str, Any]:
@@ -192,7 +291,7 @@ def parse(text: str, overrides: dict[str, Any] | None = None, *, simulate: bool 
     if simulate:
         raw = _apply(raw, simulate_defaults(), keep=True)
     raw = _apply(raw, overrides or {})
-    return replace(_build(Config, raw, ""), simulate=simulate)
+    return replace(_build(Config, raw, ""), simulated=simulate)
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None, *,

@@ -62,12 +62,15 @@ class Relation(IntEnum):
 
 
 class ThingId(IntEnum):
-    """Ids of the smart plug's own things; ESP pages hard-code 1 to 4."""
+    """Ids of the smart plug's own things; ESP pages hard-code 1 to 4, 5 on are plugd's."""
 
     PLUG = 1
     POWER = 2
     ENERGY_TODAY = 3
     CLOCK = 4
+    CURRENT = 5
+    ENERGY_TOTAL = 6
+    ENERGY_YESTERDAY = 7
 
 
 def esp_time(unix: float | None = None) -> int:
@@ -263,4 +266,7 @@ def default_things() -> list[Thing]:
         Thing(ThingId.POWER, "Wats", ThingType.GENERIC),
         Thing(ThingId.ENERGY_TODAY, "Daily Wats/Hour", ThingType.GENERIC),
         Thing(ThingId.CLOCK, "Clock", ThingType.CLOCK),
+        Thing(ThingId.CURRENT, "Current A", ThingType.GENERIC),
+        Thing(ThingId.ENERGY_TOTAL, "Total kWh", ThingType.GENERIC),
+        Thing(ThingId.ENERGY_YESTERDAY, "Yesterday Wh", ThingType.GENERIC),
     ]

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 THINGS_FILE = "things.json"
 RECIPES_FILE = "recipes.json"
 NODES_FILE = "nodes.json"
+#: Things the meter sets; they are invalid (not sent, shown as faults) until it has a reading.
+METERED = frozenset({ThingId.POWER, ThingId.ENERGY_TODAY, ThingId.CURRENT, ThingId.ENERGY_TOTAL,
+                     ThingId.ENERGY_YESTERDAY})
 #: Things whose value a sensor or the clock sets; users and recipes cannot.
-MEASURED = frozenset({ThingId.POWER, ThingId.ENERGY_TODAY, ThingId.CLOCK})
+MEASURED = METERED | {ThingId.CLOCK}
 #: How deep recipes may trigger recipes (a rule on the plug that switches the plug).
 MAX_CASCADE = 8
 MAX_EVENTS = 200
@@ -107,6 +110,7 @@ class Plug:
         for thing_id in MEASURED:
             things[thing_id] = replace(things[thing_id], value=0.0)
         self.things: dict[int, Thing] = dict(sorted(things.items()))
+        self.invalid: set[int] = set(METERED)
         self.recipes = RecipeBook(state.load(RECIPES_FILE, parse_recipes, list))
         registry.load(state.load(NODES_FILE, parse_records, list))
 
@@ -131,7 +135,7 @@ class Plug:
             raise ValidationError("thing.id", f"there is no local thing {thing_id}")
         if cause.kind == "recipe" and thing.override:
             return False
-        if thing.value == value:
+        if thing.value == value and thing_id not in self.invalid:
             return False
         if thing_id == ThingId.PLUG:
             try:
@@ -140,6 +144,7 @@ class Plug:
                 self.record("fault", str(err), cause)
                 raise
         thing = self.things[thing_id] = thing.with_value(value, esp_time(self.wall()))
+        self.invalid.discard(thing_id)
         if thing.id == ThingId.PLUG:
             self.record("relay", f"relay {'on' if value else 'off'}", cause)
         elif cause.kind not in ("sensor", "clock"):
@@ -149,6 +154,14 @@ class Plug:
         self._tell(Change(thing=thing, cause=cause))
         self._feed(self.node_id, thing_id, value)
         return True
+
+    def invalidate(self, thing_ids: Iterable[int], cause: Cause) -> None:
+        """Mark values whose sensor failed: they are not sent nor used, rather than read as 0."""
+        for thing_id in thing_ids:
+            if thing_id not in self.invalid:
+                self.invalid.add(thing_id)
+                self.recipes.forget_source(self.node_id, thing_id)
+                self._tell(Change(thing=self.things[thing_id], cause=cause))
 
     def set_override(self, thing_id: int, override: bool, cause: Cause) -> bool:
         thing = self.things[thing_id]
@@ -275,7 +288,11 @@ class Plug:
     # --- views --------------------------------------------------------------
 
     def things_json(self) -> list[dict[str, Any]]:
+        """The things as stored; see `things_view` for what clients are shown."""
         return [t.to_json() for t in self.things.values()]
+
+    def things_view(self) -> list[dict[str, Any]]:
+        return [{**t.to_json(), "valid": t.id not in self.invalid} for t in self.things.values()]
 
     def settable(self, thing_id: int) -> bool:
         return thing_id in self.things and thing_id not in MEASURED
@@ -289,7 +306,7 @@ class Plug:
     def datagram(self) -> bytes:
         """This node's broadcast, in the firmware's format."""
         return encode(self.node_id, self.node_name,
-                      [(t.id, self.wire_text(t)) for t in self.things.values()])
+                      [(t.id, self.wire_text(t)) for t in self.things.values() if t.id not in self.invalid])
 
     def message(self, command: str, **fields: Any) -> dict[str, Any]:
         """A WebSocket message: every one names its command and this node."""
@@ -297,7 +314,8 @@ class Plug:
 
     def thing_update(self, thing: Thing) -> dict[str, Any]:
         message = self.message("thing_update", thingId=thing.id, thingName=thing.name,
-                               lastUpdate=thing.last_updated, value=thing.value)
+                               lastUpdate=thing.last_updated, value=thing.value,
+                               valid=thing.id not in self.invalid)
         if thing.type == ThingType.CLOCK:
             message["text"] = self.wire_text(thing)
         return message

@@ -125,6 +125,10 @@ class RecipeBook:
         for key in [k for k in self._latest if k[0] == node_id]:
             del self._latest[key]
 
+    def forget_source(self, node_id: int, thing_id: int) -> None:
+        """Drop the value seen from one source (its sensor failed)."""
+        self._latest.pop((node_id, thing_id), None)
+
     def observe(self, node_id: int, thing_id: int, value: float, now: int,
                 is_live: Callable[[int], bool] = lambda node_id: True) -> list[Action]:
         """Take a new source value; return one action per local thing whose recipes decide.

@@ -29,8 +29,8 @@ async def test_every_answer_names_its_command_and_this_node(client):
 
 async def test_things_come_in_the_firmware_shape(client):
     things = (await client.ask({"command": "request_things"}))["things"]
-    assert [t["id"] for t in things] == [1, 2, 3, 4]
-    assert set(things[0]) == {"id", "name", "type", "value", "override", "last_updated"}
+    assert [t["id"] for t in things] == [1, 2, 3, 4, 5, 6, 7]
+    assert set(things[0]) == {"id", "name", "type", "value", "override", "last_updated", "valid"}
 
 
 async def test_nodes_carry_both_key_pairs_for_both_kinds_of_page(client, daemon):

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 import subprocess
 import sys
@@ -19,12 +20,12 @@ def test_defaults_are_those_of_an_installed_plug():
     c = config.parse("")
     assert (c.mesh.udp_port, c.mesh.interval, c.mesh.offline_after, c.mesh.max_nodes) == (2390, 5.0, 3, 256)
     assert (c.http.port, c.state.dir, c.relay.power_on_state) == (80, "/var/lib/plugd", "last")
-    assert c.mesh.broadcast == [] and not c.simulate
+    assert c.mesh.broadcast == [] and not c.simulated
 
 
 def test_simulate_defaults_to_loopback_and_port_8080():
     c = config.parse("", simulate=True)
-    assert c.mesh.broadcast == ["127.255.255.255"] and c.http.port == 8080 and c.simulate
+    assert c.mesh.broadcast == ["127.255.255.255"] and c.http.port == 8080 and c.simulated
     assert "plugd-sim" in c.state.dir
 
 
@@ -40,8 +41,8 @@ def test_the_shipped_file_is_valid_and_states_every_default():
     raw = tomllib.loads(re.sub(r"(?m)^#(?=\w+ = )", "", text))
     documented = {f"{section}.{key}" for section, table in raw.items() for key in table}
     defaults = config.parse("")
-    every_key = {f"{name}.{key}" for name in ("node", "mesh", "http", "state", "relay", "log")
-                 for key in vars(getattr(defaults, name))}
+    every_key = {f"{section.name}.{key}" for section in dataclasses.fields(defaults)
+                 if section.name != "simulated" for key in vars(getattr(defaults, section.name))}
     assert documented == every_key
 
 

@@ -12,7 +12,9 @@ RECIPE_JSON = {"id": 3, "name": "heat", "sourceNodeId": 10223344, "sourceThingId
 def test_default_things_have_the_ids_and_names_esp_pages_use():
     things = {t.id: (t.name, t.type) for t in default_things()}
     assert things == {1: ("Plug", ThingType.SWITCH), 2: ("Wats", ThingType.GENERIC),
-                      3: ("Daily Wats/Hour", ThingType.GENERIC), 4: ("Clock", ThingType.CLOCK)}
+                      3: ("Daily Wats/Hour", ThingType.GENERIC), 4: ("Clock", ThingType.CLOCK),
+                      5: ("Current A", ThingType.GENERIC), 6: ("Total kWh", ThingType.GENERIC),
+                      7: ("Yesterday Wh", ThingType.GENERIC)}
 
 
 def test_thing_json_has_exactly_the_firmware_keys():

@@ -43,10 +43,12 @@ def heater_recipes():
             Recipe(2, "warm", SENSOR, 5, 0.0, Relation.BIGGER_THAN, ThingId.PLUG, 21.0, 0.0)]
 
 
-def test_first_start_has_the_four_esp_things_and_the_relay_off(tmp_path, factory):
+def test_first_start_has_the_esp_things_then_plugds_and_the_relay_off(tmp_path, factory):
     plug = make_plug(tmp_path, factory)
     assert [(t.id, t.name, t.value) for t in plug.things.values()] == [
-        (1, "Plug", 0.0), (2, "Wats", 0.0), (3, "Daily Wats/Hour", 0.0), (4, "Clock", 0.0)]
+        (1, "Plug", 0.0), (2, "Wats", 0.0), (3, "Daily Wats/Hour", 0.0), (4, "Clock", 0.0),
+        (5, "Current A", 0.0), (6, "Total kWh", 0.0), (7, "Yesterday Wh", 0.0)]
+    assert plug.invalid == {2, 3, 5, 6, 7}  # no meter reading yet
     assert pin_history(factory) == [False]
 
 
@@ -137,12 +139,15 @@ def test_own_packets_and_garbage_are_counted_not_registered(tmp_path, factory):
     assert plug.registry.peers == {}
 
 
-def test_the_datagram_is_in_the_firmware_format(tmp_path, factory):
+def test_the_datagram_is_in_the_firmware_format_without_invalid_values(tmp_path, factory):
     plug = make_plug(tmp_path, factory)
     plug.set_thing(ThingId.PLUG, 1.0, Cause("user"))
+    assert plug.datagram().decode().split("&")[1::2] == ["1:1.00"]  # 2 and 3 have no reading
+    plug.set_thing(ThingId.POWER, 1523.75, Cause("sensor"))
+    plug.set_thing(ThingId.ENERGY_TODAY, 0.0, Cause("sensor"))  # 0 is a reading: now valid
     text = plug.datagram().decode()
     head, plug_field, power, energy, clock = text.split("&")
-    assert (head, plug_field, power, energy) == (f"{OWN}:TestPlug", "1:1.00", "2:0.00", "3:0.00")
+    assert (head, plug_field, power, energy) == (f"{OWN}:TestPlug", "1:1.00", "2:1523.75", "3:0.00")
     hour = clock.split(":")[1]
     assert clock.startswith("4:") and " - " in clock and hour.isdigit() and len(hour) <= 2
 
@@ -164,7 +169,7 @@ def test_corrupt_state_files_are_set_aside_and_the_plug_starts(tmp_path, factory
     (tmp_path / "recipes.json").write_text("[")
     (tmp_path / "nodes.json").write_bytes(b"\x00\x01")
     plug = make_plug(tmp_path, factory)
-    assert len(plug.things) == 4 and len(plug.recipes) == 0
+    assert len(plug.things) == 7 and len(plug.recipes) == 0
     assert len(list(tmp_path.glob("*.corrupt-*"))) == 3
 
 
@@ -174,5 +179,6 @@ def test_stored_things_keep_their_names_and_extra_things(tmp_path, factory):
     (tmp_path / "things.json").write_bytes(dump(things))
     plug = make_plug(tmp_path, factory)
     assert [(t.id, t.name) for t in plug.things.values()] == [
-        (1, "Fridge"), (2, "Wats"), (3, "Daily Wats/Hour"), (4, "Clock"), (9, "Lamp")]
+        (1, "Fridge"), (2, "Wats"), (3, "Daily Wats/Hour"), (4, "Clock"), (5, "Current A"),
+        (6, "Total kWh"), (7, "Yesterday Wh"), (9, "Lamp")]
     assert plug.things[1].override and pin_history(factory) == [False, True]
