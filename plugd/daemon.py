@@ -69,7 +69,7 @@ class Daemon:
         state.prepare()
         factory = self.pin_factory
         if factory is None:
-            factory = default_pin_factory(config.simulate)
+            factory = default_pin_factory(config.simulated)
         relay = config.relay
         self.registry = Registry(self.node_id, max_nodes=config.mesh.max_nodes,
                                  offline_after=config.mesh.interval * config.mesh.offline_after)
@@ -97,7 +97,7 @@ class Daemon:
         log.info("plugd %s: node %d (%s), mesh on UDP %d, page on http://%s:%d/%s",
                  __version__, self.node_id, self.node_name, config.mesh.udp_port,
                  config.http.bind or "localhost", self.web.port,
-                 " [simulated hardware]" if config.simulate else "")
+                 " [simulated hardware]" if config.simulated else "")
 
     async def run(self) -> None:
         await self._stop.wait()
@@ -173,7 +173,7 @@ class Daemon:
         plug = self.plug
         counters = self.registry.counters
         return {
-            "version": __version__, "simulate": self.config.simulate,
+            "version": __version__, "simulate": self.config.simulated,
             "uptime": round(time.monotonic() - self.started, 1),
             "relay": plug.things[ThingId.PLUG].value == 1.0,
             "override": plug.things[ThingId.PLUG].override,
