@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plugd.errors import PlugdError, ValidationError
 from plugd.model import (MAX_NODE_ID, OFF, ON, Recipe, ThingId, ThingType, describe, read_bool,
                          read_float, read_int, require_object)
 from plugd.plug import Cause, Plug
+
+if TYPE_CHECKING:
+    from plugd.hardware.sim.rig import Simulation
+    from plugd.meter import Meter
 
 Handler = Callable[["Api", dict[str, Any]], Awaitable[dict[str, Any]]]
 COMMANDS: dict[str, Handler] = {}
@@ -43,10 +47,13 @@ def _nested(msg: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 class Api:
-    def __init__(self, plug: Plug, status: Callable[[], dict[str, Any]], who: str = "user") -> None:
+    def __init__(self, plug: Plug, status: Callable[[], dict[str, Any]], who: str = "user", *,
+                 meter: Meter | None = None, simulation: Simulation | None = None) -> None:
         self.plug = plug
         self.status = status
         self.who = who
+        self.meter = meter
+        self.simulation = simulation
 
     def answer(self, command_name: str, **fields: Any) -> dict[str, Any]:
         return self.plug.message(command_name, **fields)
@@ -205,3 +212,34 @@ async def _request_status(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 @command("request_events")
 async def _request_events(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     return api.answer("response_events", events=[e.to_json() for e in api.plug.events])
+
+
+CALIBRATIONS = ("zero", "current", "power", "voltage", "reset")
+
+
+@command("calibrate")
+async def _calibrate(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """`what`: zero (relay off), current/power (known load on), voltage, reset; `value` the known one."""
+    if api.meter is None:
+        raise ValidationError("what", "this plug has no meter (adc.enabled = false)")
+    what = msg.get("what")
+    if what not in CALIBRATIONS:
+        raise ValidationError("what", f"expected one of {', '.join(CALIBRATIONS)}, got {describe(what)}")
+    value = read_float(msg, "value", "message") if "value" in msg else None
+    calibration = api.meter.calibrate(what, value)
+    await api.meter.store_calibration(calibration)
+    api.plug.record("meter", f"calibrated: {what}" + (f" = {value:g}" if value is not None else ""),
+                    api.cause)
+    return api.answer("response_calibrate", success=True, calibration=calibration.to_json())
+
+
+@command("simulate_load")
+async def _simulate_load(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Only under --simulate: the load plugged into the simulated plug, in W."""
+    if api.simulation is None:
+        raise ValidationError("command", "simulate_load works only under --simulate")
+    watts = read_float(msg, "watts", "message")
+    if not 0 <= watts <= 10_000:
+        raise ValidationError("message.watts", f"must be between 0 and 10000 W, got {watts:g}")
+    api.simulation.mains.load_watts = watts
+    return api.answer("response_simulate_load", success=True, watts=watts)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from plugd.errors import ConfigError
+from plugd.errors import ConfigError, ValidationError
 from plugd.model import MAX_NODE_ID, name_problem
 
 DEFAULT_PATH = Path("/etc/plugd/plugd.toml")
@@ -291,7 +291,24 @@ def parse(text: str, overrides: dict[str, Any] | None = None, *, simulate: bool 
     if simulate:
         raw = _apply(raw, simulate_defaults(), keep=True)
     raw = _apply(raw, overrides or {})
-    return replace(_build(Config, raw, ""), simulated=simulate)
+    config = replace(_build(Config, raw, ""), simulated=simulate)
+    _check_front_end(config)
+    return config
+
+
+def _check_front_end(config: Config) -> None:
+    """The sensor, divider and ADC range must measure the sensor's whole range unclipped."""
+    from plugd.metering import check_front_end
+
+    meter, adc = config.meter, config.adc
+    if not adc.enabled or meter.mv_per_amp > 0:
+        return  # a custom sensor has no known range to check against
+    try:
+        check_front_end(sensor=meter.sensor, divider=meter.divider, full_scale=adc.full_scale,
+                        zero_volts=meter.zero_volts, adc_vdd=adc.vdd, differential="-" in adc.channel)
+    except ValidationError as err:
+        raise ConfigError("meter", f"{meter.sensor}, divider {meter.divider:g} and adc.full_scale "
+                                   f"{adc.full_scale:g}: {err.problem}") from None
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None, *,

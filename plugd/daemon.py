@@ -15,21 +15,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpiozero import Factory
 
 from plugd import __version__, netif
 from plugd.api import Api
 from plugd.config import Config
-from plugd.errors import ConfigError
+from plugd.errors import ConfigError, HardwareError
 from plugd.hardware import pin_factory as default_pin_factory
+from plugd.hardware.adc import Sampler
+from plugd.hardware.display import Display, Fault, Reading
+from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
+from plugd.meter import Meter
 from plugd.mesh import Broadcaster, MeshEndpoint, Registry, open_socket
 from plugd.model import ThingId, sanitize_name
-from plugd.plug import Change, Plug
+from plugd.plug import Cause, Change, Plug
 from plugd.store import StateDir
 from plugd.web import WebServer
+
+if TYPE_CHECKING:
+    from plugd.hardware.sim.rig import Simulation
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,8 @@ class Daemon:
     reload_config: Callable[[], Config] | None = None
     pin_factory: Factory | None = None
     started: float = field(default_factory=time.monotonic)
+    sampler: Sampler | None = None
+    simulation: Simulation | None = None
 
     def __post_init__(self) -> None:
         self.node_id = self.config.node.id or netif.derive_node_id()
@@ -78,11 +87,19 @@ class Daemon:
             power_on_state=relay.power_on_state,
             open_relay=lambda on: Relay(relay.pin, active_high=relay.active_high, initial=on,
                                         pin_factory=factory))
+        self.simulation = None
+        if config.simulated:
+            from plugd.hardware.sim.rig import build
+
+            self.simulation = build(config, factory)
+        self.meter = self._start_meter(loop, factory) if config.adc.enabled else None
+        self.display = self._open_display()
         self.endpoint = MeshEndpoint(self.plug.receive, self.registry.counters)
         await loop.create_datagram_endpoint(
             lambda: self.endpoint, sock=open_socket(config.mesh.bind, config.mesh.udp_port))
         self.web = WebServer(find_www(config.http.www_dir),
-                             lambda address: Api(self.plug, self.status, address))
+                             lambda address: Api(self.plug, self.status, address, meter=self.meter,
+                                                 simulation=self.simulation))
         await self.web.start(config.http.bind, config.http.port, http_socket)
         self.broadcaster = Broadcaster(loop, self._broadcast, interval=config.mesh.interval,
                                        max_rate=config.mesh.max_changes_per_second)
@@ -91,6 +108,8 @@ class Daemon:
         self.broadcaster.start()
         self._tasks = [asyncio.create_task(self._every_second(), name="tick"),
                        asyncio.create_task(self._save_nodes(), name="save-nodes")]
+        if self.meter is not None:
+            self._tasks.append(asyncio.create_task(self._save_energy(), name="save-energy"))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -116,10 +135,68 @@ class Daemon:
         await self.web.close()
         if self.endpoint.transport is not None:
             self.endpoint.transport.close()
+        if self.sampler is not None:
+            await asyncio.to_thread(self.sampler.stop)
+        if self.meter is not None:
+            await self.meter.save_energy()
+        if self.display is not None:
+            await asyncio.to_thread(self.display.close)
+        if self.simulation is not None:
+            self.simulation.close()
         await self.plug.close()
         if self.plug.relay is not None and self.config.relay.stop_state == "off":
             self.plug.relay.close()
         log.info("plugd stopped")
+
+    # --- chips ----------------------------------------------------------------
+
+    def _start_meter(self, loop: asyncio.AbstractEventLoop, factory: Factory | None) -> Meter:
+        adc = self.config.adc
+        meter = Meter(self.plug, self.config, loop, time.time)
+        if self.simulation is not None:
+            emulator = self.simulation.adc
+            open_bus: Callable[[], Any] = lambda: emulator
+        else:
+            open_bus = lambda: I2CBus(adc.bus)
+        self.sampler = Sampler(open_bus, address=adc.address, channel=adc.channel,
+                               full_scale=adc.full_scale, data_rate=adc.data_rate,
+                               alert_pin=adc.alert_pin, pin_factory=factory,
+                               consume=meter.consume, on_fault=meter.on_fault)
+        self.sampler.start()
+        return meter
+
+    def _open_display(self) -> Display | None:
+        display = self.config.display
+        if not display.enabled:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def on_fault(err: Exception | None) -> None:
+            message = "display back" if err is None else f"display failed: {err}"
+            loop.call_soon_threadsafe(self.plug.record, "fault", message, Cause("display"))
+
+        try:
+            return Display(display.clk, display.dio, brightness=display.brightness,
+                           mode=display.mode, on_fault=on_fault)
+        except HardwareError as err:
+            self.plug.record("fault", f"no display: {err}", Cause("display"))
+            return None
+
+    def _show(self) -> None:
+        if self.display is None:
+            return
+        things, invalid = self.plug.things, self.plug.invalid
+
+        def value(thing_id: int) -> float | None:
+            return None if thing_id in invalid else things[thing_id].value
+
+        fault = None
+        if self.plug.tripped:
+            fault = Fault.OVERLOAD
+        elif self.meter is not None and self.meter.fault:
+            fault = Fault.SENSOR
+        self.display.show(Reading(power=value(ThingId.POWER), current=value(ThingId.CURRENT),
+                                  energy_today=value(ThingId.ENERGY_TODAY), fault=fault))
 
     # --- timers -------------------------------------------------------------
 
@@ -127,9 +204,20 @@ class Daemon:
         while True:
             try:
                 self.plug.tick()
+                self._show()
             except Exception:
                 log.exception("clock tick failed")
             await asyncio.sleep(1.0 - time.time() % 1.0)
+
+    async def _save_energy(self) -> None:
+        """A power cut loses at most `meter.flush_interval` of energy."""
+        assert self.meter is not None
+        while True:
+            await asyncio.sleep(self.config.meter.flush_interval)
+            try:
+                await self.meter.save_energy()
+            except Exception as err:
+                log.error("cannot save the energy counters: %s", err)
 
     async def _save_nodes(self) -> None:
         while True:
@@ -183,7 +271,18 @@ class Daemon:
             "recipes": len(plug.recipes), "clients": len(self.web.clients),
             "broadcast": self.broadcast_targets(), "udpPort": self.config.mesh.udp_port,
             "counters": {name: getattr(counters, name) for name in counters.__slots__},
+            "current": plug.things[ThingId.CURRENT].value,
+            "valid": {str(t): t not in plug.invalid for t in (ThingId.POWER, ThingId.CURRENT)},
+            "tripped": plug.tripped,
+            "meter": None if self.meter is None else self.meter.view(),
+            "display": self._display_text(),
         }
+
+    def _display_text(self) -> str | None:
+        """What the display shows; under --simulate, decoded from its pins."""
+        if self.simulation is not None and self.simulation.display is not None:
+            return self.simulation.display.text
+        return None if self.display is None else self.display.text
 
     def reload(self) -> None:
         """SIGHUP: apply what can change while running; say what needs a restart."""

@@ -102,6 +102,8 @@ class Plug:
         self.listeners: list[Callable[[Change], None]] = []
         self._depth = 0
         self._nodes_dirty = False
+        #: Why the protection switched the relay off; recipes cannot switch it on meanwhile.
+        self.tripped: str | None = None
 
         stored = {t.id: t for t in state.load(THINGS_FILE, parse_things, default_things)}
         things = {t.id: stored.get(t.id, t) for t in default_things()}
@@ -135,6 +137,11 @@ class Plug:
             raise ValidationError("thing.id", f"there is no local thing {thing_id}")
         if cause.kind == "recipe" and thing.override:
             return False
+        if thing_id == ThingId.PLUG and value == ON and self.tripped:
+            if cause.kind == "recipe":
+                return False
+            self.record("relay", f"protection cleared (was: {self.tripped})", cause)
+            self.tripped = None
         if thing.value == value and thing_id not in self.invalid:
             return False
         if thing_id == ThingId.PLUG:
@@ -154,6 +161,12 @@ class Plug:
         self._tell(Change(thing=thing, cause=cause))
         self._feed(self.node_id, thing_id, value)
         return True
+
+    def trip(self, reason: str) -> None:
+        """The protection switches the relay off, override or not, and holds it off."""
+        self.tripped = reason
+        self.record("protection", f"protection tripped: {reason}", Cause("protection"))
+        self.set_thing(ThingId.PLUG, 0.0, Cause("protection", reason))
 
     def invalidate(self, thing_ids: Iterable[int], cause: Cause) -> None:
         """Mark values whose sensor failed: they are not sent nor used, rather than read as 0."""

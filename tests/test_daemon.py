@@ -93,12 +93,15 @@ def test_simulated_plug_broadcasts_esp_datagrams_on_loopback(running, tmp_path):
     udp = free_port()
     with listener(udp) as sock:
         plug = running(udp_port=udp)
-        data, (address, _) = sock.recvfrom(2048)
+        first, (address, _) = sock.recvfrom(2048)
+        # Power and current are sent once the meter has its first reading, a second on.
+        data = wait_for(lambda: d if b"&2:" in (d := sock.recvfrom(2048)[0]) else None, "power")
+    packet = decode(first)
+    assert (packet.node_id, packet.node_name) == (4242, "SimPlug") and packet.rejected == 0
+    assert [f.thing_id for f in packet.fields] == [1, 3, 4, 6, 7] and address == "127.0.0.1"
     packet = decode(data)
-    assert (packet.node_id, packet.node_name) == (4242, "SimPlug")
-    assert [f.thing_id for f in packet.fields] == [1, 4] and packet.rejected == 0
-    assert data.split(b"&")[1] == b"1:0.00"
-    assert address == "127.0.0.1"
+    assert [f.thing_id for f in packet.fields] == [1, 2, 3, 4, 5, 6, 7]
+    assert data.split(b"&")[1:4] == [b"1:0.00", b"2:0.00", b"3:0.00"]  # relay off: 0 W exactly
     assert plug.stop() == 0
 
 

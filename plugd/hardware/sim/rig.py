@@ -1,0 +1,57 @@
+"""What `--simulate` puts where the chips would be, wired as the configuration says.
+
+The load is connected while the relay's mock pin drives the relay on, so the
+meter sees what the real plug would: current only while the relay is closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpiozero.pins.mock import MockFactory
+
+from plugd.config import Config
+from plugd.hardware.sim.ads1115 import ADS1115Emulator
+from plugd.hardware.sim.gpio import StandInGPIO, install
+from plugd.hardware.sim.mains import MainsModel
+from plugd.hardware.sim.tm1637 import TM1637Chip
+from plugd.metering import SENSORS
+
+
+@dataclass
+class Simulation:
+    mains: MainsModel
+    adc: ADS1115Emulator
+    gpio: StandInGPIO
+    #: The display chip, decoded from the pins the display library drives.
+    display: TM1637Chip | None
+
+    def close(self) -> None:
+        self.adc.stop()
+
+
+def build(config: Config, pin_factory: MockFactory) -> Simulation:
+    """Chips for a simulated plug; start the ADC's conversion-ready signal."""
+    gpio = install()
+    # A fresh board, as the display library's import found it (it set BCM numbering then).
+    gpio.reset()
+    gpio.setmode(gpio.BCM)
+    gpio.setwarnings(False)
+    meter, adc = config.meter, config.adc
+    sensor = SENSORS[meter.sensor]
+    relay = pin_factory.pin(config.relay.pin)
+    active_high = config.relay.active_high
+    mains = MainsModel(
+        volts=meter.volts, frequency=meter.frequency, power_factor=meter.power_factor,
+        sensitivity=meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else sensor.volts_per_amp,
+        zero_volts=meter.zero_volts, noise_rms_volts=sensor.noise_volts, divider=meter.divider,
+        relay_on=lambda: relay.state == active_high, channel=int(adc.channel[1]),
+        seed=config.simulate.seed)
+    mains.load_watts = config.simulate.load_watts
+    emulator = ADS1115Emulator(mains, address=adc.address,
+                               oscillator_error=config.simulate.oscillator_error, vdd=adc.vdd,
+                               alert_pin=pin_factory.pin(adc.alert_pin) if adc.alert_pin else None)
+    emulator.start()
+    display = config.display
+    chip = TM1637Chip(gpio, display.clk, display.dio) if display.enabled else None
+    return Simulation(mains, emulator, gpio, chip)

@@ -1,0 +1,205 @@
+"""The meter: samples in, the plug's power, current and energy things out.
+
+The sampler's thread runs the pure `CurrentMeter` on each block and hands
+finished windows to the event loop, where they become values through
+`Plug.set_thing`, feed the energy counters and the protection, and teach the
+meter its zero and noise while the relay is off (no current can flow then).
+Energy and calibration are saved in the state directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+from plugd.config import Config
+from plugd.errors import ValidationError
+from plugd.metering import (SENSORS, Calibration, CurrentMeter, EnergyCounter, Window,
+                            calibrate_current, calibrate_power, calibrate_voltage, power_watts)
+from plugd.model import ON, ThingId
+from plugd.plug import Cause, Change, Plug
+from plugd.protection import Protection
+from plugd.store import dump
+
+log = logging.getLogger(__name__)
+
+ENERGY_FILE = "energy.json"
+CALIBRATION_FILE = "calibration.json"
+SENSOR_THINGS = (ThingId.POWER, ThingId.CURRENT)
+SENSOR = Cause("sensor")
+
+
+def volts_per_amp(config: Config) -> float:
+    """Sensitivity at the ADC input: the sensor's mV/A through the divider."""
+    meter = config.meter
+    sensor = meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else SENSORS[meter.sensor].volts_per_amp
+    return sensor * meter.divider
+
+
+def sensor_noise(config: Config) -> float:
+    """The datasheet noise at the ADC input, until idle windows teach the real one."""
+    if config.meter.mv_per_amp > 0:
+        return 0.0
+    return SENSORS[config.meter.sensor].noise_volts * config.meter.divider
+
+
+#: The ACS712's supply: its output cannot leave 0..5 V.
+SENSOR_SUPPLY = 5.0
+
+
+def clip_limits(config: Config) -> dict[str, float]:
+    """ADC-input voltages at which the chain clips: the sensor's rails, the ADC's full scale."""
+    adc, divider = config.adc, config.meter.divider
+    margin = adc.full_scale * 0.001  # within 0.1 % of a limit counts as clipped
+    if "-" in adc.channel:  # the other input sits at the zero: the swing is what clips
+        zero = config.meter.zero_volts * divider
+        high = min(adc.full_scale, (SENSOR_SUPPLY * divider) - zero)
+        low = max(-adc.full_scale, -zero)
+    else:
+        high = min(adc.full_scale, adc.vdd, SENSOR_SUPPLY * divider)
+        low = 0.0
+    return {"clip_low": low + margin, "clip_high": high - margin}
+
+
+class Meter:
+    def __init__(self, plug: Plug, config: Config, loop: asyncio.AbstractEventLoop,
+                 wall: Callable[[], float]) -> None:
+        self.plug = plug
+        self.config = config
+        self.loop = loop
+        self.wall = wall
+        state = plug.state
+        self.calibration = state.load(CALIBRATION_FILE, Calibration.from_json,
+                                      lambda: Calibration(voltage=config.meter.volts,
+                                                          power_factor=config.meter.power_factor))
+        self.energy = state.load(ENERGY_FILE, EnergyCounter.from_json,
+                                 lambda: EnergyCounter(day=self._today()))
+        self.meter = CurrentMeter(volts_per_amp=volts_per_amp(config),
+                                  frequency=config.meter.frequency, window=config.meter.interval,
+                                  rate=config.adc.data_rate, noise_volts=sensor_noise(config),
+                                  **clip_limits(config))
+        if self.calibration.zero_volts is not None:
+            self.meter.zero_volts = self.calibration.zero_volts
+        limits = config.protection
+        self.protection = Protection(max_power=limits.max_power or None,
+                                     max_current=limits.max_current or None, hold=limits.hold,
+                                     retry_after=limits.retry_after or None)
+        self.fault: str | None = None
+        self.clipped = False
+        self.last: Window | None = None
+        self._switched_at = float("-inf")
+        plug.listeners.append(self._relay_watch)
+        self._publish_energy()
+
+    def _relay_watch(self, change: Change) -> None:
+        if change.thing is not None and change.thing.id == ThingId.PLUG:
+            self._switched_at = self.loop.time()
+
+    def _today(self) -> date:
+        return datetime.fromtimestamp(self.wall()).date()
+
+    # --- from the sampler's thread ------------------------------------------
+
+    def consume(self, times: list[float], volts: list[float]) -> None:
+        """A block of samples (sampler thread): windows go to the event loop."""
+        for window in self.meter.add_many(times, volts):
+            self.loop.call_soon_threadsafe(self._window, window)
+
+    def on_fault(self, text: str | None) -> None:
+        self.loop.call_soon_threadsafe(self._fault, text)
+
+    # --- on the event loop ----------------------------------------------------
+
+    def _fault(self, text: str | None) -> None:
+        if text == self.fault:
+            return
+        self.fault = text
+        if text is None:
+            self.plug.record("fault", "current sensor back", SENSOR)
+        else:
+            self.plug.record("fault", f"current sensor failed: {text}", SENSOR)
+            self.plug.invalidate(SENSOR_THINGS, SENSOR)
+            self.energy.add(None, self.loop.time(), self._today())
+
+    def _window(self, window: Window) -> None:
+        self.last = window
+        relay_on = self.plug.things[ThingId.PLUG].value == ON
+        if not relay_on and window.start > self._switched_at:  # idle all through the window
+            self.meter.learn_idle(window)
+        cal = self.calibration
+        amps = window.amps * cal.current_gain if relay_on else 0.0
+        watts = power_watts(amps, cal.voltage, cal.power_factor)
+        if window.clipped != self.clipped:
+            self.clipped = window.clipped
+            if window.clipped:
+                self.plug.record("fault", "the current is beyond the sensor's range (clipped): "
+                                          "the reading is too low", SENSOR)
+        self.plug.set_thing(ThingId.CURRENT, round(amps, 3), SENSOR)
+        self.plug.set_thing(ThingId.POWER, round(watts, 2), SENSOR)
+        self.energy.add(watts, window.end, self._today())
+        self._publish_energy()
+        self._protect(watts, amps, window.end)
+
+    def _publish_energy(self) -> None:
+        energy = self.energy
+        self.plug.set_thing(ThingId.ENERGY_TODAY, round(energy.today_wh, 2), SENSOR)
+        self.plug.set_thing(ThingId.ENERGY_YESTERDAY, round(energy.yesterday_wh, 2), SENSOR)
+        self.plug.set_thing(ThingId.ENERGY_TOTAL, round(energy.total_kwh, 4), SENSOR)
+
+    def _protect(self, watts: float, amps: float, now: float) -> None:
+        if self.protection.tripped and not self.plug.tripped:  # a user switched it back on
+            self.protection.clear(now)
+        trip = self.protection.check(watts, amps, now)
+        if trip is not None:
+            self.plug.trip(trip.reason)
+        elif self.plug.tripped and self.protection.may_retry(now):
+            self.protection.clear(now)
+            self.plug.set_thing(ThingId.PLUG, ON, Cause("protection", "retry"))
+
+    # --- calibration ----------------------------------------------------------
+
+    def calibrate(self, what: str, value: float | None) -> Calibration:
+        """A new calibration from the last reading; raises ValidationError when it cannot."""
+        window = self.last
+        if window is None:
+            raise ValidationError("what", "there is no reading yet; wait a second and retry")
+        relay_on = self.plug.things[ThingId.PLUG].value == ON
+        cal = self.calibration
+        if what == "zero":
+            if relay_on:
+                raise ValidationError("what", "switch the relay off to calibrate the zero")
+            return replace(cal, zero_volts=window.offset)
+        if what == "reset":
+            return Calibration(voltage=self.config.meter.volts, power_factor=self.config.meter.power_factor)
+        if value is None:
+            raise ValidationError("value", f"calibrating {what} needs the known value")
+        if what == "voltage":
+            return calibrate_voltage(cal, value)
+        if not relay_on:
+            raise ValidationError("what", f"switch the relay on with the known load to calibrate {what}")
+        measured_amps = window.amps * cal.current_gain
+        if what == "current":
+            return calibrate_current(cal, measured_amps, value)
+        if what == "power":
+            return calibrate_power(cal, power_watts(measured_amps, cal.voltage, cal.power_factor), value)
+        raise ValidationError("what", f"expected zero, current, power, voltage or reset, got {what!r}")
+
+    async def store_calibration(self, calibration: Calibration) -> None:
+        await self.plug.writer.save(CALIBRATION_FILE, dump(calibration.to_json()))
+        self.calibration = calibration
+        if calibration.zero_volts is not None:
+            self.meter.zero_volts = calibration.zero_volts
+
+    async def save_energy(self) -> None:
+        await self.plug.writer.save(ENERGY_FILE, dump(self.energy.to_json()))
+
+    def view(self) -> dict[str, Any]:
+        window = self.last
+        return {"fault": self.fault, "clipped": self.clipped,
+                "tripped": self.plug.tripped, "calibration": self.calibration.to_json(),
+                "samplesPerSecond": round(window.rate, 1) if window else None,
+                "zeroVolts": round(window.offset, 5) if window else None}
