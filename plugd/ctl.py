@@ -50,18 +50,35 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", required=True, metavar="COMMAND")
     for name, (_, text) in REQUESTS.items():
         sub.add_parser(name, help=text)
+    calibrate = sub.add_parser(
+        "calibrate", help="calibrate the meter: zero (relay off), power W or current A "
+                          "(relay on, known load), voltage V, or reset")
+    calibrate.add_argument("what", choices=["zero", "power", "current", "voltage", "reset"])
+    calibrate.add_argument("value", type=float, nargs="?", help="the known value")
+    load = sub.add_parser("load", help="under --simulate: the simulated load in W")
+    load.add_argument("watts", type=float)
     return p
+
+
+def request_for(args: argparse.Namespace) -> dict[str, Any]:
+    if args.action == "calibrate":
+        request: dict[str, Any] = {"command": "calibrate", "what": args.what}
+        if args.value is not None:
+            request["value"] = args.value
+        return request
+    if args.action == "load":
+        return {"command": "simulate_load", "watts": args.watts}
+    return REQUESTS[args.action][0]
 
 
 def ask(url: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Send one request; return its answer, skipping the values the daemon pushes meanwhile."""
-    expected = {"request_status": "response_status", "switch": "response_switch",
-                "request_nodes": "response_nodes", "request_recipes": "response_recipes"}
+    expected = "response_" + request["command"].removeprefix("request_")
     with connect(url, open_timeout=timeout, close_timeout=1) as ws:
         ws.send(json.dumps(request))
         while True:
             answer = json.loads(ws.recv(timeout=timeout))
-            if answer.get("command") in (expected[request["command"]], "error"):
+            if answer.get("command") in (expected, "error"):
                 return answer
 
 
@@ -73,16 +90,27 @@ def show(action: str, answer: dict[str, Any]) -> str:
             + (", simulated hardware" if answer["simulate"] else ""),
             f"relay    {'on' if answer['relay'] else 'off'}"
             + (" (override: recipes do not switch it)" if answer["override"] else ""),
-            f"power    {answer['power']:.2f} W, {answer['energyToday']:.2f} Wh today",
+            f"power    {_measured(answer, 'power', 'W')}, {_measured(answer, 'current', 'A')}, "
+            f"{answer['energyToday']:.2f} Wh today"
+            + (f"; PROTECTION TRIPPED: {answer['tripped']}" if answer["tripped"] else ""),
+            f"meter    {_meter(answer['meter'])}",
             f"mesh     {answer['nodesOnline']} nodes online, {answer['nodesKnown']} known; "
             f"UDP {answer['udpPort']} to {', '.join(answer['broadcast']) or 'no interface'}",
             f"packets  {counters['received']} received, {counters['invalid']} invalid, "
             f"{counters['dropped_full']} dropped (table full), {counters['sent']} sent",
             f"recipes  {answer['recipes']}",
+            f"display  {answer['display']!r}" if answer["display"] is not None else "display  none",
             f"uptime   {answer['uptime']:.0f} s, plugd {answer['version']}",
         ])
     if action in ("on", "off", "toggle"):
         return f"relay {'on' if answer['relay'] else 'off'}"
+    if action == "calibrate":
+        cal = answer["calibration"]
+        zero = "tracked" if cal["zero_volts"] is None else f"{cal['zero_volts']:.4f} V"
+        return (f"calibration: current gain {cal['current_gain']:.4f}, {cal['voltage']:g} V, "
+                f"power factor {cal['power_factor']:g}, zero {zero}")
+    if action == "load":
+        return f"simulated load {answer['watts']:g} W"
     if action == "nodes":
         rows = [("ID", "NAME", "STATE", "ADDRESS", "SEEN", "THINGS")]
         for node in answer["nodes"]:
@@ -105,6 +133,20 @@ def show(action: str, answer: dict[str, Any]) -> str:
     raise AssertionError(action)
 
 
+def _measured(answer: dict[str, Any], key: str, unit: str) -> str:
+    valid = answer["valid"].get({"power": "2", "current": "5"}[key], True)
+    return f"{answer[key]:.2f} {unit}" if valid else f"-- {unit} (no reading)"
+
+
+def _meter(meter: dict[str, Any] | None) -> str:
+    if meter is None:
+        return "off (adc.enabled = false)"
+    if meter["fault"]:
+        return f"FAULT: {meter['fault']}"
+    rate = meter["samplesPerSecond"]
+    return (f"{rate:g} samples/s" if rate else "starting") + (", CLIPPED" if meter["clipped"] else "")
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
@@ -113,7 +155,7 @@ def table(rows: list[tuple[str, ...]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     url = args.url or (f"ws://localhost:{args.port}/ws" if args.port else default_url())
-    request = REQUESTS[args.action][0]
+    request = request_for(args)
     try:
         answer = ask(url, request, args.timeout)
     except (OSError, TimeoutError, WebSocketException) as err:
