@@ -243,10 +243,12 @@ class Daemon:
         self.endpoint.send(self.plug.datagram(), self.broadcast_targets(), self.config.mesh.udp_port)
 
     def _on_change(self, change: Change) -> None:
+        if change.thing is not None and (change.cause is None or change.cause.kind != "clock"):
+            self.broadcaster.changed()
+        if not self.web.clients:  # the messages below cost more than the packet that made them
+            return
         if change.thing is not None:
             self.web.push(self.plug.thing_update(change.thing))
-            if change.cause is None or change.cause.kind != "clock":
-                self.broadcaster.changed()
         elif change.peer is not None:
             self.web.push(self.plug.message("node_update",
                                             node=change.peer.to_json(self.plug.monotonic())))

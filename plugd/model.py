@@ -139,7 +139,7 @@ def name_problem(name: str) -> str | None:
         return f"must be at most {MAX_NAME} characters, got {len(name)}"
     if "&" in name:
         return "must not contain '&' (it separates fields on the wire)"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if not name.isprintable():
         return "must not contain control characters"
     return None
 

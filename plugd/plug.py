@@ -198,6 +198,8 @@ class Plug:
 
     def _feed(self, node_id: int, thing_id: int, value: float) -> None:
         """Hand a source value to the recipes and carry out what they decide."""
+        if not self.recipes.watches(node_id, thing_id):
+            return
         if self._depth >= MAX_CASCADE:
             log.warning("recipes switch each other in a loop; stopped at depth %d", MAX_CASCADE)
             return

@@ -55,6 +55,10 @@ class RecipeBook:
     def get(self, recipe_id: int) -> Recipe | None:
         return next((r for r in self._recipes if r.id == recipe_id), None)
 
+    def watches(self, node_id: int, thing_id: int) -> bool:
+        """Whether any recipe reads this source (the common answer for a packet is no)."""
+        return (node_id, thing_id) in self._by_source
+
     def latest(self, recipe: Recipe) -> float | None:
         """The last value seen from the recipe's source since start, or None."""
         return self._latest.get((recipe.source_node_id, recipe.source_thing_id))

@@ -6,6 +6,7 @@ meter sees what the real plug would: current only while the relay is closed.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from gpiozero.pins.mock import MockFactory
@@ -16,6 +17,9 @@ from plugd.hardware.sim.gpio import StandInGPIO, install
 from plugd.hardware.sim.mains import MainsModel
 from plugd.hardware.sim.tm1637 import TM1637Chip
 from plugd.metering import SENSORS
+
+
+ALERT_HISTORY = 64
 
 
 @dataclass
@@ -48,9 +52,15 @@ def build(config: Config, pin_factory: MockFactory) -> Simulation:
         relay_on=lambda: relay.state == active_high, channel=int(adc.channel[1]),
         seed=config.simulate.seed)
     mains.load_watts = config.simulate.load_watts
+    alert = None
+    if adc.alert_pin:
+        alert = pin_factory.pin(adc.alert_pin)
+        # A mock pin keeps every state it took; at two per conversion that would grow without
+        # end, so keep only the latest.
+        alert.states = deque(alert.states, maxlen=ALERT_HISTORY)
     emulator = ADS1115Emulator(mains, address=adc.address,
                                oscillator_error=config.simulate.oscillator_error, vdd=adc.vdd,
-                               alert_pin=pin_factory.pin(adc.alert_pin) if adc.alert_pin else None)
+                               alert_pin=alert)
     emulator.start()
     display = config.display
     chip = TM1637Chip(gpio, display.clk, display.dio) if display.enabled else None
