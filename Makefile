@@ -24,6 +24,7 @@ run: $(READY)
 	$(VENV)/bin/plugd --simulate
 
 test: $(READY)
+	$(VENV)/bin/ruff check plugd tests bench
 	$(PY) -m pytest
 
 bench: $(READY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from plugd.config import Config, parse
 from plugd.daemon import Daemon
+from plugd.hardware.sim.gpio import StandInGPIO, install
 
 NODE_ID = 4242
 
@@ -50,6 +52,16 @@ async def daemon(tmp_path: Path, factory: MockFactory) -> AsyncIterator[Daemon]:
         yield d
     finally:
         await d.stop()
+
+
+@pytest.fixture
+def gpio() -> Iterator[StandInGPIO]:
+    """The RPi.GPIO stand-in, fresh."""
+    gc.collect()  # a tm1637.TM1637 left over cleans its pins up when collected: not in here
+    stand_in = install()
+    stand_in.reset()
+    yield stand_in
+    stand_in.reset()
 
 
 class Client:

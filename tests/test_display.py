@@ -1,7 +1,6 @@
 """The display: its rendering, checked for every input, and the worker that drives the real
 tm1637 library on the GPIO stand-in, read back through the TM1637 decoder."""
 
-import gc
 import math
 import sys
 import threading
@@ -14,21 +13,11 @@ from hypothesis import strategies as st
 from plugd.config import DISPLAY_MODES
 from plugd.errors import HardwareError
 from plugd.hardware.display import Display, Fault, Reading, render, render_text
-from plugd.hardware.sim.gpio import install
 from plugd.hardware.sim.tm1637 import TM1637Chip
 
 CLK, DIO = 23, 24
 ADDRESS = 0xC0
 HALF_PAST_ONE = 13 * 3600 + 30 * 60 + 15.0
-
-
-@pytest.fixture
-def gpio():
-    gc.collect()  # a tm1637.TM1637 left over cleans its pins up when collected: not in here
-    stand_in = install()
-    stand_in.reset()
-    yield stand_in
-    stand_in.reset()
 
 
 @pytest.fixture
@@ -243,7 +232,7 @@ def test_show_never_waits_for_the_chip_and_the_latest_reading_wins(gpio, chip, m
 
 def test_the_clock_turns_the_minute_without_being_shown_anything(chip, make_display):
     now = [13 * 3600 + 5 * 60 + 59.99]
-    display = drawn(make_display(mode="clock", clock=lambda: now[0]))
+    drawn(make_display(mode="clock", clock=lambda: now[0]))
     assert chip.text == "13:05"
     now[0] = 13 * 3600 + 6 * 60 + 0.5
     wait_for(lambda: chip.text == "13:06")

@@ -1,6 +1,5 @@
 """The RPi.GPIO stand-in and the TM1637 decoder, driven by the real tm1637 library."""
 
-import gc
 import sys
 import types
 import warnings
@@ -15,15 +14,6 @@ from plugd.hardware.sim.tm1637 import TM1637Chip
 CLK, DIO = 23, 24
 START = [(CLK, 1), (DIO, 1), (DIO, 0), (CLK, 0)]
 STOP = [(DIO, 0), (CLK, 1), (DIO, 1)]
-
-
-@pytest.fixture
-def gpio():
-    gc.collect()  # a tm1637.TM1637 left over cleans its pins up when collected: not in here
-    stand_in = install()
-    stand_in.reset()
-    yield stand_in
-    stand_in.reset()
 
 
 @pytest.fixture
