@@ -94,9 +94,8 @@ class Daemon:
             self.simulation = build(config, factory)
         self.meter = self._start_meter(loop, factory) if config.adc.enabled else None
         self.display = self._open_display()
-        self.endpoint = MeshEndpoint(self.plug.receive, self.registry.counters)
-        await loop.create_datagram_endpoint(
-            lambda: self.endpoint, sock=open_socket(config.mesh.bind, config.mesh.udp_port))
+        self.endpoint = MeshEndpoint(open_socket(config.mesh.bind, config.mesh.udp_port),
+                                     self.plug.receive, self.registry.counters, loop)
         self.web = WebServer(find_www(config.http.www_dir),
                              lambda address: Api(self.plug, self.status, address, meter=self.meter,
                                                  simulation=self.simulation))
@@ -133,8 +132,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.web.close()
-        if self.endpoint.transport is not None:
-            self.endpoint.transport.close()
+        self.endpoint.close()
         if self.sampler is not None:
             await asyncio.to_thread(self.sampler.stop)
         if self.meter is not None:

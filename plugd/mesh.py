@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from plugd.errors import PlugdError, ValidationError
 from plugd.model import MAX_NODE_ID, read_int, read_name, require_object
@@ -79,9 +78,8 @@ class Counters:
     send_errors: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """What one accepted packet changed in the registry."""
+class Heard(NamedTuple):
+    """What one accepted packet changed in the registry (a tuple: one is made per packet)."""
 
     peer: Peer
     is_new: bool
@@ -164,36 +162,56 @@ def parse_records(obj: Any) -> list[Peer]:
     return [Peer.from_record(item, f"nodes[{i}]") for i, item in enumerate(obj)]
 
 
-class MeshEndpoint(asyncio.DatagramProtocol):
-    """The UDP socket on the mesh port: hands datagrams to `receive`, sends broadcasts."""
+#: Datagrams read per wake-up at most, so a flood cannot starve the rest of the loop.
+READ_BATCH = 64
+MAX_DATAGRAM_READ = 2048
 
-    def __init__(self, receive: Callable[[bytes, str], None], counters: Counters) -> None:
+
+class MeshEndpoint:
+    """The UDP socket on the mesh port: hands datagrams to `receive`, sends broadcasts.
+
+    Each time the socket is readable it drains what is waiting (up to
+    READ_BATCH), which costs far less per datagram than a callback each.
+    """
+
+    def __init__(self, sock: socket.socket, receive: Callable[[bytes, str], None],
+                 counters: Counters, loop: asyncio.AbstractEventLoop) -> None:
+        self.socket = sock
         self._receive = receive
         self._counters = counters
-        self.transport: asyncio.DatagramTransport | None = None
+        self._loop = loop
+        loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = typing.cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        try:
-            self._receive(data, addr[0])
-        except Exception:  # a packet must never take the daemon down
-            log.exception("error handling a datagram from %s", addr[0])
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("mesh socket error: %s", exc)
+    def _readable(self) -> None:
+        recvfrom = self.socket.recvfrom
+        for _ in range(READ_BATCH):
+            try:
+                data, address = recvfrom(MAX_DATAGRAM_READ)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # an ICMP error queued on the socket, say
+                log.debug("mesh socket error: %s", err)
+                return
+            try:
+                self._receive(data, address[0])
+            except Exception:  # a packet must never take the daemon down
+                log.exception("error handling a datagram from %s", address[0])
 
     def send(self, data: bytes, addresses: list[str], port: int) -> None:
-        if self.transport is None:
+        if self.socket.fileno() < 0:
             return
         for address in addresses:
             try:
-                self.transport.sendto(data, (address, port))
+                self.socket.sendto(data, (address, port))
                 self._counters.sent += 1
             except OSError as err:
                 self._counters.send_errors += 1
                 log.debug("cannot send to %s: %s", address, err)
+
+    def close(self) -> None:
+        if self.socket.fileno() >= 0:
+            self._loop.remove_reader(self.socket.fileno())
+            self.socket.close()
 
 
 def open_socket(bind: str, port: int) -> socket.socket:
@@ -227,18 +245,23 @@ class Broadcaster:
         self._last = float("-inf")
         self._soon: asyncio.TimerHandle | None = None
         self._periodic: asyncio.TimerHandle | None = None
+        self._stopped = False
         self.on_interval: list[Callable[[], None]] = []
 
     def start(self) -> None:
         self._tick()
 
     def stop(self) -> None:
+        self._stopped = True
         for handle in (self._soon, self._periodic):
             if handle is not None:
                 handle.cancel()
 
     def _fire(self) -> None:
-        self._soon = None
+        """Send now; a send that was waiting for the gap to end is covered by this one."""
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         self._last = self._loop.time()
         try:
             self._send()
@@ -256,7 +279,7 @@ class Broadcaster:
 
     def changed(self) -> None:
         """A local value changed: send at once, or at the end of the current gap."""
-        if self._soon is not None:
+        if self._soon is not None or self._stopped:
             return
         wait = self._last + self.min_gap - self._loop.time()
         if wait <= 0:

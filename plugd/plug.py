@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from plugd.errors import HardwareError, PlugdError, ValidationError, WireError
 from plugd.hardware.relay import Relay
@@ -62,9 +62,11 @@ class Event:
         return {"time": self.time, "kind": self.kind, "message": self.message, "cause": self.cause}
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A local thing that took a new value, or a peer that was heard or lost."""
+class Change(NamedTuple):
+    """A local thing that took a new value, or a peer that was heard or lost.
+
+    A tuple: one is made for every packet and every reading, and tuples are cheap.
+    """
 
     thing: Thing | None = None
     cause: Cause | None = None

@@ -39,21 +39,31 @@ class RecipeBook:
 
     def __init__(self, recipes: Iterable[Recipe] = ()) -> None:
         self._recipes: list[Recipe] = []
-        self._latest: dict[SourceKey, float] = {}
+        #: (value, time) last seen from each source since start.
+        self._latest: dict[SourceKey, tuple[float, int]] = {}
         self._by_source: dict[SourceKey, list[int]] = {}
-        self._by_target: dict[int, list[int]] = {}
+        #: Per local thing: the positions of its recipes that match now, and the last of them.
+        self._matching: dict[int, set[int]] = {}
+        self._winner: dict[int, int] = {}
         self.replace_all(list(recipes))
 
     # --- reading ------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Recipe]:
-        return iter(self._recipes)
+        """The recipes in order, each with the last value seen from its source."""
+        return (self._current(r) for r in self._recipes)
 
     def __len__(self) -> int:
         return len(self._recipes)
 
     def get(self, recipe_id: int) -> Recipe | None:
-        return next((r for r in self._recipes if r.id == recipe_id), None)
+        return next((self._current(r) for r in self._recipes if r.id == recipe_id), None)
+
+    def _current(self, recipe: Recipe) -> Recipe:
+        seen = self._latest.get((recipe.source_node_id, recipe.source_thing_id))
+        if seen is None:
+            return recipe
+        return replace(recipe, source_value=seen[0], last_updated=seen[1])
 
     def watches(self, node_id: int, thing_id: int) -> bool:
         """Whether any recipe reads this source (the common answer for a packet is no)."""
@@ -61,7 +71,8 @@ class RecipeBook:
 
     def latest(self, recipe: Recipe) -> float | None:
         """The last value seen from the recipe's source since start, or None."""
-        return self._latest.get((recipe.source_node_id, recipe.source_thing_id))
+        seen = self._latest.get((recipe.source_node_id, recipe.source_thing_id))
+        return None if seen is None else seen[0]
 
     def is_matching(self, recipe: Recipe) -> bool:
         """Whether the recipe's condition holds on the last value seen from its source."""
@@ -79,12 +90,13 @@ class RecipeBook:
             raise ValidationError("recipes", f"at most {MAX_RECIPES} recipes, got {len(recipes)}")
         self._recipes = list(recipes)
         by_source: dict[SourceKey, list[int]] = defaultdict(list)
-        by_target: dict[int, list[int]] = defaultdict(list)
         for position, recipe in enumerate(self._recipes):
             by_source[(recipe.source_node_id, recipe.source_thing_id)].append(position)
-            by_target[recipe.local_thing_id].append(position)
         self._by_source = dict(by_source)
-        self._by_target = dict(by_target)
+        self._matching = {r.local_thing_id: set() for r in self._recipes}
+        self._winner = {}
+        for position, recipe in enumerate(self._recipes):
+            self._mark(position, self.is_matching(recipe))
 
     def with_saved(self, recipe: Recipe, local_things: Iterable[int]) -> list[Recipe]:
         """The list with `recipe` replacing the one of its id, or appended when new."""
@@ -124,40 +136,61 @@ class RecipeBook:
 
     # --- evaluating ---------------------------------------------------------
 
+    def _mark(self, position: int, matching: bool) -> None:
+        """Record whether a recipe matches now, keeping its thing's winner (the last) current."""
+        target = self._recipes[position].local_thing_id
+        now_matching = self._matching[target]
+        winner = self._winner.get(target, -1)
+        if matching:
+            now_matching.add(position)
+            if position > winner:
+                self._winner[target] = position
+        elif position in now_matching:
+            now_matching.discard(position)
+            if position == winner:  # only then look through the others
+                if now_matching:
+                    self._winner[target] = max(now_matching)
+                else:
+                    del self._winner[target]
+
     def forget(self, node_id: int) -> None:
         """Drop the values seen from a node (it went offline): its recipes stop firing."""
         for key in [k for k in self._latest if k[0] == node_id]:
-            del self._latest[key]
+            self.forget_source(*key)
 
     def forget_source(self, node_id: int, thing_id: int) -> None:
         """Drop the value seen from one source (its sensor failed)."""
-        self._latest.pop((node_id, thing_id), None)
+        if self._latest.pop((node_id, thing_id), None) is not None:
+            for position in self._by_source[(node_id, thing_id)]:
+                self._mark(position, False)
 
     def observe(self, node_id: int, thing_id: int, value: float, now: int,
                 is_live: Callable[[int], bool] = lambda node_id: True) -> list[Action]:
         """Take a new source value; return one action per local thing whose recipes decide.
 
-        For each local thing that a recipe on this source targets, all recipes
-        for that thing are taken in order and the last one that matches on the
-        latest values wins. Recipes whose source node is not live are skipped.
+        For each local thing that a recipe on this source targets, the last
+        recipe in order that matches on the latest values wins. Only the
+        recipes on this source are re-checked: the others' state is kept.
+        A value from a node that is not live counts as no value.
         """
         key = (node_id, thing_id)
         positions = self._by_source.get(key)
         if positions is None:
             return []
-        self._latest[key] = value
+        live = is_live(node_id)
+        if live:
+            self._latest[key] = (value, now)
+        else:
+            self._latest.pop(key, None)
+        targets = {}
         for position in positions:
-            self._recipes[position] = replace(self._recipes[position], source_value=value,
-                                              last_updated=now)
+            recipe = self._recipes[position]
+            self._mark(position, live and recipe.matches(value))
+            targets[recipe.local_thing_id] = True
         actions = []
-        for target in dict.fromkeys(self._recipes[p].local_thing_id for p in positions):
-            winner = None
-            for position in self._by_target[target]:
-                recipe = self._recipes[position]
-                source = (recipe.source_node_id, recipe.source_thing_id)
-                seen = self._latest.get(source)
-                if seen is not None and recipe.matches(seen) and is_live(recipe.source_node_id):
-                    winner = recipe
+        for target in targets:
+            winner = self._winner.get(target)
             if winner is not None:
-                actions.append(Action(target, winner.local_value, winner.id))
+                recipe = self._recipes[winner]
+                actions.append(Action(target, recipe.local_value, recipe.id))
         return actions

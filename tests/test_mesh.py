@@ -134,3 +134,20 @@ def test_broadcasts_go_every_interval_and_soon_after_changes_at_most_ten_a_secon
     b.stop()
     loop.advance(20.0)
     assert sent[-1] == 5.0
+
+
+def test_a_periodic_send_covers_a_waiting_change_and_nothing_fires_after_stop():
+    loop = FakeLoop()
+    sent = []
+    b = Broadcaster(loop, lambda: sent.append(loop.now), interval=1.0, max_rate=2.0)
+    b.start()
+    loop.advance(0.9)
+    b.changed()  # sent at once: the gap since 0.0 is over
+    b.changed()  # waits for the gap to end, at 1.4
+    loop.advance(0.2)  # the periodic send at 1.0 goes out and carries the change
+    assert sent == [0.0, 0.9, 1.0]
+    b.changed()
+    b.stop()
+    loop.advance(10.0)
+    assert sent == [0.0, 0.9, 1.0]
+    assert all(timer[3] for timer in loop.timers)  # every timer left was cancelled

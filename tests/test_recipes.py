@@ -105,8 +105,9 @@ recipes_st = st.lists(
               st.integers(0, 5), st.integers(0, 4), st.integers(0, 1), st.sampled_from([OWN, SENSOR, 888]),
               st.integers(1, 3), st.integers(1, 3)),
     max_size=12)
+# (node, thing, value); value None: the node went offline
 observations = st.lists(st.tuples(st.sampled_from([OWN, SENSOR, 888, 999]), st.integers(1, 3),
-                                  st.integers(0, 4)), max_size=30)
+                                  st.one_of(st.none(), st.integers(0, 4))), max_size=30)
 
 
 def firmware_loop(recipes, latest, state):
@@ -124,9 +125,16 @@ def test_event_driven_evaluation_equals_the_firmware_loop(specs, seen):
     book = RecipeBook(recipes)
     ours, theirs, latest = {}, {}, {}
     for step, (node, thing, value) in enumerate(seen):
+        if value is None:  # offline: its values are gone, nothing is decided until the next
+            book.forget(node)
+            latest = {k: v for k, v in latest.items() if k[0] != node}
+            continue
         for action in book.observe(node, thing, float(value), now=step):
             ours[action.thing_id] = action.value
         if any((r.source_node_id, r.source_thing_id) == (node, thing) for r in recipes):
             latest[(node, thing)] = float(value)
-        firmware_loop(recipes, latest, theirs)
+            firmware_loop(recipes, latest, theirs)
         assert ours == theirs
+        assert {r.id for r in book if book.is_matching(r)} == {
+            r.id for r in recipes if (v := latest.get((r.source_node_id, r.source_thing_id))) is not None
+            and r.matches(v)}

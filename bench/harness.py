@@ -1,0 +1,134 @@
+"""What the in-process benchmarks share: free ports, a daemon on mock pins, percentiles.
+
+The daemon is the real `plugd.daemon.Daemon` (mesh socket, recipes, web
+server, timers) with gpiozero's MockFactory for pins, a throw-away state
+directory, and every socket on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from gpiozero.pins.mock import MockFactory
+
+from bench.report import Row
+from plugd.api import Api
+from plugd.config import Config, parse
+from plugd.daemon import Daemon
+
+#: The daemon's own node, as the benchmarks configure it.
+NODE_ID = 4242
+#: After stop, timers the daemon left behind get this long to fire while errors are counted.
+SETTLE = 0.3
+#: Asked of the kernel for every measured receive socket (capped by net.core.rmem_max).
+RECEIVE_BUFFER = 4 << 20
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
+    """A port nobody holds on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def enlarge_receive_buffer(sock: Any) -> int:
+    """Ask for RECEIVE_BUFFER bytes of receive queue; return what the kernel granted."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest value with `fraction` of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def daemon_config(state_dir: str, udp_port: int) -> Config:
+    """The benchmark daemon's configuration: simulated, our ports, every socket on loopback."""
+    return parse("", {"state.dir": state_dir, "http.port": 0, "http.bind": "127.0.0.1",
+                      "mesh.udp_port": udp_port, "mesh.bind": "127.0.0.1",
+                      "mesh.broadcast": ["127.255.255.255"], "node.id": NODE_ID,
+                      "node.name": "Bench"}, simulate=True)
+
+
+class ErrorCount(logging.StreamHandler):
+    """Shows the daemon's warnings and errors on stderr, and counts the errors.
+
+    A figure measured while the daemon logs errors is suspect, so the count is reported.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.WARNING)
+        self.setFormatter(logging.Formatter("plugd under bench: %(levelname)s %(name)s: "
+                                            "%(message)s"))
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self.count += 1
+        super().emit(record)
+
+
+@dataclass(frozen=True)
+class Running:
+    daemon: Daemon
+    pins: MockFactory
+    errors: ErrorCount
+
+    def error_row(self, benchmark: str) -> Row:
+        """Whether the daemon logged errors during the benchmark, its stop included."""
+        return Row(benchmark, "errors logged by the daemon", str(self.errors.count), "0",
+                   self.errors.count == 0)
+
+
+@asynccontextmanager
+async def running_daemon(udp_port: int) -> AsyncIterator[Running]:
+    """A started Daemon on this event loop, stopped on the way out.
+
+    The daemon takes over SIGINT and SIGTERM; when one arrives, the benchmark
+    is cancelled and KeyboardInterrupt raised, so Ctrl-C still ends the run.
+    Errors it logs, until it has stopped, are counted in `errors`.
+    """
+    errors = ErrorCount()
+    logger = logging.getLogger("plugd")
+    logger.addHandler(errors)
+    with tempfile.TemporaryDirectory(prefix="plugd-bench-") as state_dir:
+        factory = MockFactory()
+        daemon = Daemon(daemon_config(state_dir, udp_port), pin_factory=factory)
+        try:
+            await daemon.start()
+            body = asyncio.current_task()
+            assert body is not None
+            stopped = asyncio.create_task(daemon.run(), name="bench-stop-watch")
+            stopped.add_done_callback(lambda task: task.cancelled() or body.cancel())
+            try:
+                yield Running(daemon, factory, errors)
+            except asyncio.CancelledError:
+                if stopped.done() and not stopped.cancelled():
+                    raise KeyboardInterrupt from None
+                raise
+            finally:
+                stopped.cancel()
+                await daemon.stop()
+                await asyncio.sleep(SETTLE)
+        finally:
+            logger.removeHandler(errors)
+
+
+async def save_recipe(daemon: Daemon, recipe: dict[str, Any]) -> None:
+    """Add a recipe the way a page does, through the WebSocket API."""
+    answer = await Api(daemon.plug, daemon.status).handle(
+        json.dumps({"command": "save_recipe", "recipe": recipe}))
+    if not answer.get("success"):
+        raise RuntimeError(f"the daemon refused recipe {recipe['name']!r}: {answer}")
