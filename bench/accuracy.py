@@ -27,10 +27,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from bench.harness import percentile
-from bench.metering_rig import Chain, daemon_config, new_meter
+from bench.metering_rig import Chain, daemon_config
 from bench.report import Row, run_alone
 from plugd.config import Config
-from plugd.meter import sensor_noise, volts_per_amp
+from plugd.meter import current_meter, sensor_noise, volts_per_amp
 
 NAME = "Metering accuracy"
 OSCILLATOR_ERRORS = (-0.1, 0.0, 0.1)
@@ -47,6 +47,9 @@ TARGET_FROM_1A = 0.3
 #: The ESP8266 firmware zeroes readings under this.
 ESP_GATE_WATTS = 300.0
 ESP_ZERO_VOLTS = 2.5  # the ACS712's nominal zero at 5 V, before the divider
+#: plugd.meter.Meter publishes the current rounded to mA: 1 % steps at 0.1 A.
+PUBLISHED_DECIMALS = 3
+SMALL_LOAD = 0.1
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def run_trial(cell: Cell, seed: int) -> Trial:
     """One trial: learn the idle noise, then a few 1 s readings of every load."""
     config = config_for(cell, seed)
     chain = Chain(config, start=1000.0 + random.Random(seed).random())  # a random mains phase
-    meter = new_meter(config)
+    meter = current_meter(config)
     for window, _ in chain.windows(meter, IDLE_WINDOWS):
         if not meter.learn_idle(window):
             raise RuntimeError(f"the meter refused an idle window: {window}")
@@ -119,16 +122,22 @@ def _run_trial(job: tuple[Cell, int]) -> Trial:
     return run_trial(*job)
 
 
-def relative_errors_pct(readings: Sequence[Reading], esp: bool = False) -> list[float]:
-    return [abs((r.esp_amps if esp else r.amps) / r.load - 1) * 100 for r in readings]
+def relative_errors_pct(readings: Sequence[Reading], esp: bool = False,
+                        published: bool = False) -> list[float]:
+    """|reading / load - 1| in %: of the meter, the ESP8266 method, or the meter as published."""
+    def value(r: Reading) -> float:
+        if esp:
+            return r.esp_amps
+        return round(r.amps, PUBLISHED_DECIMALS) if published else r.amps
+    return [abs(value(r) / r.load - 1) * 100 for r in readings]
 
 
-def load_rows(load: float, by_cell: dict[Cell, list[Reading]], rate: int) -> Row:
+def load_row(load: float, by_cell: dict[Cell, list[Reading]], rate: int) -> Row:
     """p95 of the relative error at one load, over every cell, with the worst cell."""
     everything = [r for readings in by_cell.values() for r in readings]
     p95 = percentile(relative_errors_pct(everything), 0.95)
-    worst_p95, worst = max((percentile(relative_errors_pct(readings), 0.95), cell)
-                           for cell, readings in by_cell.items())
+    worst_p95, worst = max(((percentile(relative_errors_pct(readings), 0.95), cell)
+                            for cell, readings in by_cell.items()), key=lambda pair: pair[0])
     esp = relative_errors_pct(everything, esp=True)
     gated = sum(r.esp_amps == 0.0 for r in everything)
     esp_text = f"ESP8266 method {percentile(esp, 0.95):.2f} %"
@@ -158,8 +167,11 @@ def run(trials: int = TRIALS) -> list[Row]:
             by_load[reading.load].setdefault(trial.cell, []).append(reading)
 
     rows = [zero_row(by_load[0.0])]
-    rows += [load_rows(load, by_load[load], rate) for load in LOADS
+    rows += [load_row(load, by_load[load], rate) for load in LOADS
              if load not in (0.0, CLIPPING_LOAD)]
+    small = [r for readings in by_load[SMALL_LOAD].values() for r in readings]
+    rows.append(Row(NAME, f"p95 error at {SMALL_LOAD:g} A as the daemon publishes it (mA)",
+                    f"{percentile(relative_errors_pct(small, published=True), 0.95):.3f} %"))
     rows += clipping_rows(by_load)
     rows.append(floor_row(by_load, results, config))
     learned = [trial.learned_noise_volts * 1000 for trial in results]
@@ -205,7 +217,7 @@ def clipping_rows(by_load: dict[float, dict[Cell, list[Reading]]]) -> list[Row]:
     return [
         Row(NAME, f"{CLIPPING_LOAD:g} A RMS ({CLIPPING_LOAD * math.sqrt(2):.0f} A peak, beyond "
                   f"±30 A) flagged clipped",
-            f"{flagged} of {len(over)} ({flagged / len(over):.0%}); read "
+            f"{flagged} of {len(over)} ({flagged / len(over) * 100:.0f} %); read "
             f"{min(amps):.2f}..{max(amps):.2f} A; ESP8266 method {min(esp):.2f}..{max(esp):.2f} A, "
             f"no flag", "all", flagged == len(over)),
         Row(NAME, "readings of 0..20 A flagged clipped", f"{false_flags} of {len(within)}"),

@@ -29,16 +29,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 
-from bench.metering_rig import daemon_config, new_mains, new_meter
+from bench.metering_rig import daemon_config
 from bench.report import Row, run_alone
 from plugd.config import Config
 from plugd.hardware.adc import BLOCK_SECONDS, Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
-from plugd.hardware.sim.rig import ALERT_HISTORY
+from plugd.hardware.sim.rig import ALERT_HISTORY, mains_for
+from plugd.meter import current_meter
 from plugd.metering import CurrentMeter
 
 NAME = "Acquisition"
@@ -120,13 +122,21 @@ class Consumer:
         self.windows = 0
         self.out_of_order = 0  # blocks whose first time is not after the previous block's last
         self.maths_seconds = 0.0
+        self.times: list[float] = []  # every timestamp, for the gaps, looked at after the run
         self._last = float("-inf")
+
+    def gaps(self, longer_than: float) -> tuple[int, float]:
+        """Gaps in the span longer than `longer_than` seconds, and the longest gap."""
+        times = self.times[bisect_left(self.times, self.start):bisect_left(self.times, self.end)]
+        gaps = [b - a for a, b in pairwise(times)]
+        return sum(gap > longer_than for gap in gaps), max(gaps, default=0.0)
 
     def __call__(self, times: list[float], volts: list[float]) -> None:
         started = time.perf_counter()
         self.windows += len(self.meter.add_many(times, volts))
         self.maths_seconds += time.perf_counter() - started
         self.total += len(times)
+        self.times.extend(times)
         self.in_span += bisect_left(times, self.end) - bisect_left(times, self.start)
         if times[0] <= self._last:
             self.out_of_order += 1
@@ -148,7 +158,7 @@ def chip(config: Config, factory: MockFactory | None) -> Iterator[ADS1115Emulato
     if factory is not None and config.adc.alert_pin:
         pin = factory.pin(config.adc.alert_pin)
         pin.states = deque(pin.states, maxlen=ALERT_HISTORY)
-    mains = new_mains(config, lambda: True)
+    mains = mains_for(config, lambda: True)
     mains.load_watts = config.simulate.load_watts
     emulator = ADS1115Emulator(mains, address=config.adc.address,
                                oscillator_error=config.simulate.oscillator_error,
@@ -177,6 +187,9 @@ class SamplerRun:
     maths: float  # of one core, within busy
     windows: int
     out_of_order: int
+    skips: int  # gaps of more than one conversion period
+    restarts: int  # gaps that made the meter drop its partial window
+    longest_gap: float
     faults: list[str | None]
     fell_back: bool
 
@@ -185,7 +198,7 @@ def run_sampler(config: Config, seconds: float) -> SamplerRun:
     """The Sampler for `seconds` after a warm-up; counters from the instants that bound the span."""
     factory = MockFactory()
     factory.reset()
-    consumer = Consumer(new_meter(config))
+    consumer = Consumer(current_meter(config))
     faults: list[str | None] = []
     with chip(config, factory) as emulator:
         emulator.start()  # as the rig does, before the daemon starts its Sampler
@@ -212,8 +225,16 @@ def run_sampler(config: Config, seconds: float) -> SamplerRun:
         finally:
             sampler.stop()
     span = Span.between(a, b)
+    skips, longest = consumer.gaps(1.5 / emulator_rate(config))
+    restarts, _ = consumer.gaps(consumer.meter.max_gap)
     return SamplerRun(span, consumer.in_span, busy / span.seconds, maths / span.seconds, windows,
-                      consumer.out_of_order, faults, sampler.single_shot)
+                      consumer.out_of_order, skips, restarts, longest, faults,
+                      sampler.single_shot)
+
+
+def emulator_rate(config: Config) -> float:
+    """Conversions a second of the simulated chip, its oscillator error included."""
+    return config.adc.data_rate * (1 + config.simulate.oscillator_error)
 
 
 def run_emulator_only(config: Config, seconds: float) -> Span:
@@ -222,7 +243,7 @@ def run_emulator_only(config: Config, seconds: float) -> Span:
     factory.reset()
     faults: list[str | None] = []
     with chip(config, factory) as emulator:
-        sampler_for(config, emulator, None, lambda *_: None, faults)._open()
+        sampler_for(config, emulator, None, lambda *_: None, faults)._open()  # its set-up only
         emulator.start()
         time.sleep(WARMUP)
         a = Snapshot.take(emulator)
@@ -233,7 +254,7 @@ def run_emulator_only(config: Config, seconds: float) -> Span:
 
 def run_single_shot(config: Config, seconds: float) -> tuple[Span, int, float]:
     """The fallback with no ALERT/RDY wired: (span, samples delivered in it, busy share)."""
-    consumer = Consumer(new_meter(config))
+    consumer = Consumer(current_meter(config))
     faults: list[str | None] = []
     with chip(config, None) as emulator:
         sampler = sampler_for(config, emulator, None, consumer, faults)
@@ -259,13 +280,13 @@ def run_naive(config: Config, seconds: float) -> tuple[Span, int]:
     """Continuous mode without ALERT/RDY: read, sleep 1/rate, read again. (span, reads)."""
     faults: list[str | None] = []
     with chip(config, None) as emulator:
-        channel = sampler_for(config, emulator, None, lambda *_: None, faults)._open()
+        channel = sampler_for(config, emulator, None, lambda *_: None, faults)._open()  # set-up
         pause = 1 / config.adc.data_rate
         reads = 0
         a = Snapshot.take(emulator)
         end = a.at + seconds
         while time.monotonic() < end:
-            channel.voltage
+            channel.voltage  # what the Sampler's callback reads
             reads += 1
             time.sleep(pause)
         b = Snapshot.take(emulator)
@@ -278,7 +299,7 @@ def share(fraction: float) -> str:
 
 def run(seconds: float = SECONDS, fallback_seconds: float = FALLBACK_SECONDS) -> list[Row]:
     config = daemon_config()
-    rate = config.adc.data_rate * (1 + config.simulate.oscillator_error)
+    rate = emulator_rate(config)
     main = run_sampler(config, seconds)
     idle = run_emulator_only(config, seconds)
     single, single_delivered, single_busy = run_single_shot(daemon_config({"adc.alert_pin": 0}),
@@ -296,17 +317,21 @@ def run(seconds: float = SECONDS, fallback_seconds: float = FALLBACK_SECONDS) ->
             f"{s.repeated:,} of {main.delivered:,}", "0", s.repeated == 0),
         Row(NAME, "cross-check",
             f"consume got {main.delivered:,} samples stamped in the span; the chip saw "
-            f"{s.distinct:,} distinct reads + {s.repeated:,} repeats; the meter closed "
-            f"{main.windows} windows in {s.seconds:.0f} s; {main.out_of_order} blocks out of "
-            f"order; faults: {main.faults or 'none'}"
+            f"{s.distinct:,} distinct reads + {s.repeated:,} repeats; faults: "
+            f"{main.faults or 'none'}; {main.out_of_order} blocks out of order"
             + ("; **fell back to single-shot**" if main.fell_back else "")),
+        Row(NAME, "gaps and 1 s readings lost",
+            f"{main.skips:,} gaps skipping a conversion, {main.restarts:,} over the meter's "
+            f"max_gap ({current_meter(config).max_gap * 1000:.2f} ms), each dropping a window; "
+            f"longest {main.longest_gap * 1000:.1f} ms; the meter closed {main.windows} windows "
+            f"in {s.seconds:.0f} s"),
         Row(NAME, f"CPU of sampling + maths, Sampler.busy_seconds, {during}",
             f"{share(main.busy)} of one core (CurrentMeter {share(main.maths)} of it)",
-            f"≤ {TARGET_CPU:.0%}", main.busy <= TARGET_CPU),
+            f"≤ {TARGET_CPU * 100:g} %", main.busy <= TARGET_CPU),
         Row(NAME, "CPU of sampling + maths, process CPU minus emulator-only run",
             f"{share(s.cpu - idle.cpu)} of one core ({share(s.cpu)} with the Sampler − "
             f"{share(idle.cpu)} for the emulator pulsing alone, {idle.seconds:.0f} s each)",
-            f"≤ {TARGET_CPU:.0%}", s.cpu - idle.cpu <= TARGET_CPU),
+            f"≤ {TARGET_CPU * 100:g} %", s.cpu - idle.cpu <= TARGET_CPU),
         Row(NAME, f"single-shot fallback (adc.alert_pin 0), {single.seconds:.0f} s",
             f"{(single_delivered - single.repeated) / single.seconds:.1f} usable/s "
             f"({single.repeated} repeats); it polls the chip: busy {share(single_busy)}, "
@@ -314,8 +339,8 @@ def run(seconds: float = SECONDS, fallback_seconds: float = FALLBACK_SECONDS) ->
         Row(NAME, f"naive loop: read, sleep 1/{config.adc.data_rate} s, {naive.seconds:.0f} s",
             f"{naive_reads / naive.seconds:.1f} reads/s, {naive.distinct / naive.seconds:.1f} "
             f"distinct/s; {naive.repeated:,} reads repeated a conversion "
-            f"({naive.repeated / max(1, naive_reads):.1%} of reads), {naive.missed:,} "
-            f"conversions skipped ({naive.missed / max(1, naive.made):.1%} of {naive.made:,} made)"),
+            f"({share(naive.repeated / max(1, naive_reads))} of reads), {naive.missed:,} "
+            f"conversions skipped ({share(naive.missed / max(1, naive.made))} of {naive.made:,} made)"),
         Row(NAME, "other processes' share of the machine's CPUs",
             f"{share(s.others)} during the Sampler run, {share(idle.others)} during the "
             f"emulator-only run ({CPUS} CPUs)"),

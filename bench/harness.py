@@ -128,7 +128,7 @@ async def running_daemon(udp_port: int) -> AsyncIterator[Running]:
 
 async def save_recipe(daemon: Daemon, recipe: dict[str, Any]) -> None:
     """Add a recipe the way a page does, through the WebSocket API."""
-    answer = await Api(daemon.plug, daemon.status).handle(
+    answer = await Api(daemon, "bench", trusted=True).handle(
         json.dumps({"command": "save_recipe", "recipe": recipe}))
     if not answer.get("success"):
         raise RuntimeError(f"the daemon refused recipe {recipe['name']!r}: {answer}")

@@ -10,15 +10,14 @@ distinct conversion with none skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from plugd.config import Config, parse
 from plugd.hardware.adc import Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
-from plugd.hardware.sim.mains import MainsModel
-from plugd.meter import clip_limits, sensor_noise, volts_per_amp
-from plugd.metering import SENSORS, CurrentMeter, Window
+from plugd.hardware.sim.rig import mains_for
+from plugd.metering import CurrentMeter, Window
 
 #: Seconds from a conversion's end to its read: the RDY callback's delay. The Sampler stamps a
 #: sample when its callback runs, and a read right on the edge would be at the mercy of rounding.
@@ -30,24 +29,6 @@ POLL_STEP = 1e-4
 def daemon_config(overrides: Mapping[str, Any] | None = None) -> Config:
     """The configuration `plugd --simulate` runs with, plus dotted-key `overrides`."""
     return parse("", dict(overrides or {}), simulate=True)
-
-
-def new_meter(config: Config) -> CurrentMeter:
-    """The CurrentMeter with the settings plugd.meter.Meter gives it."""
-    return CurrentMeter(volts_per_amp=volts_per_amp(config), frequency=config.meter.frequency,
-                        window=config.meter.interval, rate=config.adc.data_rate,
-                        noise_volts=sensor_noise(config), **clip_limits(config))
-
-
-def new_mains(config: Config, relay_on: Callable[[], bool]) -> MainsModel:
-    """The simulated load and sensor as plugd/hardware/sim/rig.py wires them, with no load yet."""
-    meter = config.meter
-    sensor = SENSORS[meter.sensor]
-    return MainsModel(
-        volts=meter.volts, frequency=meter.frequency, power_factor=meter.power_factor,
-        sensitivity=meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else sensor.volts_per_amp,
-        zero_volts=meter.zero_volts, noise_rms_volts=sensor.noise_volts, divider=meter.divider,
-        relay_on=relay_on, channel=int(config.adc.channel[1]), seed=config.simulate.seed)
 
 
 class FakeClock:
@@ -76,7 +57,7 @@ class Chain:
     def __init__(self, config: Config, *, start: float = 1000.0) -> None:
         adc = config.adc
         self.relay_on = False
-        self.mains = new_mains(config, lambda: self.relay_on)
+        self.mains = mains_for(config, lambda: self.relay_on)
         self.clock = FakeClock(start, POLL_STEP)
         error = config.simulate.oscillator_error
         self.emulator = ADS1115Emulator(self.mains, address=adc.address, clock=self.clock,

@@ -1,29 +1,71 @@
 """The WebSocket commands: validate a request, ask the plug, shape the answer.
 
 Requests and answers keep the ESP8266 firmware's shapes; plugd's own commands
-(`request_status`, `switch`, `delete_recipe`, `move_recipe`, `request_events`)
-are additions. Bad input gets `{"command": "error", "error": ...}` naming the
-field, and nothing stored changes.
+(`request_status`, `switch`, `delete_recipe`, `move_recipe`, `request_events`,
+the login and settings commands) are additions. Bad input gets
+`{"command": "error", "error": ...}` naming the field, and nothing stored
+changes. Reading is open unless `http.open_reading` is off; every change needs
+a logged-in session (or `http.allow_unauthenticated_changes`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from plugd import settings
+from plugd.auth import AUTH_FILE
 from plugd.errors import PlugdError, ValidationError
-from plugd.model import (MAX_NODE_ID, OFF, ON, Recipe, ThingId, ThingType, describe, read_bool,
-                         read_float, read_int, require_object)
+from plugd.metering import Calibration
+from plugd.model import (
+    MAX_NODE_ID,
+    OFF,
+    ON,
+    Recipe,
+    ThingId,
+    ThingType,
+    describe,
+    read_bool,
+    read_float,
+    read_int,
+    require_object,
+)
 from plugd.plug import Cause, Plug
+from plugd.recipes import RecipeBook
 
 if TYPE_CHECKING:
+    from plugd.auth import Auth
+    from plugd.config import Config
     from plugd.hardware.sim.rig import Simulation
     from plugd.meter import Meter
 
+
+class Host(Protocol):
+    """What the commands need from the daemon that runs them."""
+
+    plug: Plug
+    meter: Meter | None
+    simulation: Simulation | None
+    auth: Auth
+    config: Config
+
+    def status(self) -> dict[str, Any]: ...
+
+    def history(self) -> list[list[float | None]]: ...
+
+    async def save_settings(self, changes: dict[str, Any]) -> None: ...
+
+
+EXPORT_VERSION = 1
 Handler = Callable[["Api", dict[str, Any]], Awaitable[dict[str, Any]]]
 COMMANDS: dict[str, Handler] = {}
+#: Commands anyone may send; READ ones need `open_reading` or a login; all others change things.
+PUBLIC = frozenset({"request_session", "login", "logout"})
+READ = frozenset({"request_nodes", "request_things", "request_recipes", "request_status",
+                  "request_events", "request_history", "request_settings", "export_config"})
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -47,13 +89,35 @@ def _nested(msg: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 class Api:
-    def __init__(self, plug: Plug, status: Callable[[], dict[str, Any]], who: str = "user", *,
-                 meter: Meter | None = None, simulation: Simulation | None = None) -> None:
-        self.plug = plug
-        self.status = status
+    """One client's conversation: its address, and its session once it logged in."""
+
+    def __init__(self, host: Host, who: str = "user", session: str | None = None, *,
+                 trusted: bool = False) -> None:
+        self.host = host
+        self.plug = host.plug
         self.who = who
-        self.meter = meter
-        self.simulation = simulation
+        self.session = session
+        #: An in-process caller (a benchmark): it may change without logging in.
+        self.trusted = trusted
+
+    @property
+    def authenticated(self) -> bool:
+        return self.trusted or self.session is not None
+
+    @property
+    def may_read(self) -> bool:
+        return self.authenticated or self.host.config.http.open_reading
+
+    @property
+    def may_change(self) -> bool:
+        return self.authenticated or self.host.config.http.allow_unauthenticated_changes
+
+    def _refusal(self, name: str) -> dict[str, Any] | None:
+        if name in PUBLIC or (self.may_read if name in READ else self.may_change):
+            return None
+        what = "reading" if name in READ else "changes"
+        return self.answer("error", request=name, login=True,
+                           error=f"login required: {what} need a logged-in session")
 
     def answer(self, command_name: str, **fields: Any) -> dict[str, Any]:
         return self.plug.message(command_name, **fields)
@@ -74,7 +138,7 @@ class Api:
             handler = COMMANDS.get(request_name)
             if handler is None:
                 return self.answer("response_default")
-            return await handler(self, msg)
+            return self._refusal(request_name) or await handler(self, msg)
         except PlugdError as err:
             return self.answer("error", request=request_name, error=str(err))
 
@@ -206,7 +270,7 @@ async def _switch(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 
 @command("request_status")
 async def _request_status(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
-    return api.answer("response_status", **api.status())
+    return api.answer("response_status", **api.host.status())
 
 
 @command("request_events")
@@ -220,14 +284,15 @@ CALIBRATIONS = ("zero", "current", "power", "voltage", "reset")
 @command("calibrate")
 async def _calibrate(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     """`what`: zero (relay off), current/power (known load on), voltage, reset; `value` the known one."""
-    if api.meter is None:
+    meter = api.host.meter
+    if meter is None:
         raise ValidationError("what", "this plug has no meter (adc.enabled = false)")
     what = msg.get("what")
     if what not in CALIBRATIONS:
         raise ValidationError("what", f"expected one of {', '.join(CALIBRATIONS)}, got {describe(what)}")
     value = read_float(msg, "value", "message") if "value" in msg else None
-    calibration = api.meter.calibrate(what, value)
-    await api.meter.store_calibration(calibration)
+    calibration = meter.calibrate(what, value)
+    await meter.store_calibration(calibration)
     api.plug.record("meter", f"calibrated: {what}" + (f" = {value:g}" if value is not None else ""),
                     api.cause)
     return api.answer("response_calibrate", success=True, calibration=calibration.to_json())
@@ -236,10 +301,157 @@ async def _calibrate(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 @command("simulate_load")
 async def _simulate_load(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     """Only under --simulate: the load plugged into the simulated plug, in W."""
-    if api.simulation is None:
+    simulation = api.host.simulation
+    if simulation is None:
         raise ValidationError("command", "simulate_load works only under --simulate")
     watts = read_float(msg, "watts", "message")
     if not 0 <= watts <= 10_000:
         raise ValidationError("message.watts", f"must be between 0 and 10000 W, got {watts:g}")
-    api.simulation.mains.load_watts = watts
+    simulation.mains.load_watts = watts
     return api.answer("response_simulate_load", success=True, watts=watts)
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+@command("request_session")
+async def _request_session(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    http = api.host.config.http
+    return api.answer("response_session", authenticated=api.authenticated,
+                      readingOpen=http.open_reading,
+                      changesOpen=http.allow_unauthenticated_changes,
+                      initialPassword=api.host.auth.initial_password_in_use())
+
+
+def _text(msg: dict[str, Any], key: str) -> str:
+    value = msg.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(key, "is missing" if key not in msg else f"expected a string, got "
+                                                                      f"{describe(value)}")
+    return value
+
+
+@command("login")
+async def _login(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """`password` (people), or `token` (the token file, for plugctl and scripts)."""
+    auth, plug = api.host.auth, api.plug
+    now = plug.monotonic()
+    wait = auth.wait_before_login(api.who, now)
+    if wait > 0:
+        return api.answer("response_login", success=False,
+                          error=f"too many failed attempts: wait {math.ceil(wait)} s")
+    if "token" in msg:
+        ok = auth.check_cli_token(_text(msg, "token"), api.who, now)
+        why = "wrong token"
+    else:
+        ok = auth.check_password(_text(msg, "password"), api.who, now)
+        why = "wrong password"
+    if not ok:
+        plug.record("auth", f"failed login from {api.who}", api.cause)
+        return api.answer("response_login", success=False, error=why)
+    api.session = auth.new_session(plug.wall())
+    await plug.writer.save(AUTH_FILE, auth.dump())
+    return api.answer("response_login", success=True, ticket=auth.ticket_for(api.session, now),
+                      initialPassword=auth.initial_password_in_use())
+
+
+@command("logout")
+async def _logout(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    if api.session is not None:
+        api.host.auth.end_session(api.session)
+        api.session = None
+        await api.plug.writer.save(AUTH_FILE, api.host.auth.dump())
+    return api.answer("response_logout", success=True)
+
+
+@command("change_password")
+async def _change_password(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Ends every other session; this one gets a new ticket for its cookie."""
+    auth, plug = api.host.auth, api.plug
+    old, new = _text(msg, "old"), _text(msg, "new")
+    now = plug.monotonic()
+    if auth.wait_before_login(api.who, now) > 0 or not auth.check_password(old, api.who, now):
+        raise ValidationError("old", "is not the current password")
+    auth.set_password(new)
+    api.session = auth.new_session(plug.wall())
+    await plug.writer.save(AUTH_FILE, auth.dump())
+    plug.record("auth", "password changed", api.cause)
+    return api.answer("response_change_password", success=True,
+                      ticket=auth.ticket_for(api.session, now))
+
+
+# --- history, settings, export and import -----------------------------------------------
+
+
+@command("request_history")
+async def _request_history(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """The last 10 minutes of power, one point a second: [seconds since 2000, W or null]."""
+    return api.answer("response_history", history=api.host.history())
+
+
+@command("request_settings")
+async def _request_settings(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    return api.answer("response_settings", settings=settings.view(api.host.config))
+
+
+@command("save_settings")
+async def _save_settings(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    changes = settings.parse(_nested(msg, "settings"))
+    await api.host.save_settings(changes)
+    api.plug.record("config", f"settings changed: {', '.join(sorted(changes))}", api.cause)
+    return api.answer("response_save_settings", success=True,
+                      settings=settings.view(api.host.config))
+
+
+@command("export_config")
+async def _export_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    meter = api.host.meter
+    return api.answer("response_export_config", config={
+        "version": EXPORT_VERSION, "node": {"id": api.plug.node_id, "name": api.plug.node_name},
+        "things": api.plug.things_json(), "recipes": [r.to_json() for r in api.plug.recipes],
+        "settings": settings.view(api.host.config),
+        "calibration": None if meter is None else meter.calibration.to_json()})
+
+
+def _list(config: dict[str, Any], key: str) -> list[Any]:
+    value = config.get(key, [])
+    if not isinstance(value, list):
+        raise ValidationError(f"config.{key}", f"expected a list, got {describe(value)}")
+    return value
+
+
+@command("import_config")
+async def _import_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Recipes, settings, calibration and the things' override flags; refused whole on any error."""
+    plug, meter = api.plug, api.host.meter
+    config = _nested(msg, "config")
+    version = read_int(config, "version", "config")
+    if version != EXPORT_VERSION:
+        raise ValidationError("config.version", f"expected {EXPORT_VERSION}, got {version}")
+    recipes = [Recipe.from_json(r, f"config.recipes[{i}]")
+               for i, r in enumerate(_list(config, "recipes"))]
+    RecipeBook(recipes)  # unique ids, bounded
+    for i, recipe in enumerate(recipes):
+        if not plug.settable(recipe.local_thing_id):
+            raise ValidationError(f"config.recipes[{i}].localThingId",
+                                  f"there is no settable local thing {recipe.local_thing_id}")
+    changes = settings.parse(config.get("settings") or {}, "config.settings")
+    settings.apply(api.host.config, changes)  # checked before anything is stored
+    overrides = {}
+    for i, thing in enumerate(_list(config, "things")):
+        obj = require_object(thing, f"config.things[{i}]")
+        thing_id = read_int(obj, "id", f"config.things[{i}]")
+        if thing_id in plug.things and "override" in obj:
+            overrides[thing_id] = read_bool(obj, "override", f"config.things[{i}]")
+    calibration = None
+    if config.get("calibration") is not None and meter is not None:
+        calibration = Calibration.from_json(config["calibration"])
+    await plug.store_recipes(recipes)
+    await api.host.save_settings(changes)
+    if calibration is not None and meter is not None:
+        await meter.store_calibration(calibration)
+    for thing_id, override in overrides.items():
+        plug.set_override(thing_id, override, api.cause)
+    await plug.save_things()
+    plug.record("config", "configuration imported", api.cause)
+    return api.answer("response_import_config", success=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from plugd import __version__
 from plugd.config import DEFAULT_PATH, Config, load
 from plugd.errors import ConfigError, PlugdError
+from plugd.systemd import RepeatFilter, journal_handler, listen_socket
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,17 +47,22 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, option) is not None}
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+def setup_logging(level: str) -> RepeatFilter:
+    """To the journal with structured fields under systemd, else to stderr; repeats summarised."""
+    handler = journal_handler() or logging.StreamHandler(sys.stderr)
+    repeats = RepeatFilter()
+    handler.addFilter(repeats)
+    logging.basicConfig(handlers=[handler], format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("plugd").setLevel(level.upper())
+    return repeats
 
 
-async def serve(config: Config, reload_config: Any) -> int:
+async def serve(config: Config, reload_config: Any, repeats: RepeatFilter) -> int:
     from plugd.daemon import Daemon
 
-    daemon = Daemon(config, reload_config=reload_config)
+    daemon = Daemon(config, reload_config=reload_config, repeats=repeats)
     try:
-        await daemon.start()
+        await daemon.start(listen_socket())
     except (PlugdError, OSError) as err:
         logging.getLogger("plugd").error("cannot start: %s", err)
         return 1
@@ -82,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                                  else "built-in defaults")
         print(f"plugd: configuration OK ({source})")
         return 0
-    setup_logging(config.log.level)
+    repeats = setup_logging(config.log.level)
+    faulthandler.enable()  # a watchdog abort then leaves the stuck loop's stack in the journal
     try:
-        return asyncio.run(serve(config, read))
+        return asyncio.run(serve(config, read, repeats))
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import tomllib
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +71,24 @@ class MeshConfig:
     max_changes_per_second: float = field(default=10.0, metadata=_check(_positive))
 
 
+def _origins(value: list[str]) -> str | None:
+    for origin in value:
+        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            return f"{origin!r} is not an origin like \"http://kitchen.local\""
+    return None
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     port: int = field(default=80, metadata=_check(_port))
     bind: str = ""
     www_dir: str = ""
+    #: Whether the page and scripts may read without logging in (changes always need a login).
+    open_reading: bool = True
+    #: Origins besides the plug's own whose pages may open the WebSocket (ESP8266 nodes' pages).
+    trusted_origins: list[str] = field(default_factory=list, metadata=_check(_origins))
+    #: Let changes through without a login, as the ESP8266 firmware does. Think twice.
+    allow_unauthenticated_changes: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,13 @@ class SimulateConfig:
 
 
 @dataclass(frozen=True)
+class MdnsConfig:
+    """Announce the plug as <node name>.local and as a web service (zeroconf)."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = field(default="info", metadata=_check(_one_of("debug", "info", "warning", "error")))
 
@@ -203,6 +223,7 @@ class Config:
     protection: ProtectionConfig = field(default_factory=ProtectionConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    mdns: MdnsConfig = field(default_factory=MdnsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: Run against simulated chips; not a file key (the `--simulate` option).
     simulated: bool = field(default=False, metadata={"internal": True})
@@ -309,6 +330,14 @@ def _check_front_end(config: Config) -> None:
     except ValidationError as err:
         raise ConfigError("meter", f"{meter.sensor}, divider {meter.divider:g} and adc.full_scale "
                                    f"{adc.full_scale:g}: {err.problem}") from None
+
+
+def updated(config: Config, changes: dict[str, Any]) -> Config:
+    """`config` with dotted keys changed, checked as a file's would be."""
+    raw = {f.name: asdict(getattr(config, f.name)) for f in fields(config) if f.name != "simulated"}
+    new = replace(_build(Config, _apply(raw, changes), ""), simulated=config.simulated)
+    _check_front_end(new)
+    return new
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None, *,

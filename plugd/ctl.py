@@ -6,12 +6,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
-from plugd.config import load
+from plugd.auth import CLI_TOKEN_FILE
+from plugd.config import StateConfig, load, simulate_defaults
 from plugd.errors import ConfigError
 from plugd.model import Relation
 
@@ -19,6 +21,7 @@ RELATION_WORDS = {Relation.EQUALS: "is", Relation.NOT_EQUALS: "is not",
                   Relation.BIGGER_THAN: "is above", Relation.SMALLER_THAN: "is below",
                   Relation.NOT_BIGGER_THAN: "is at most", Relation.NOT_SMALLER_THAN: "is at least"}
 
+DEFAULT_STATE = StateConfig().dir
 #: subcommand -> (request, help)
 REQUESTS: dict[str, tuple[dict[str, Any], str]] = {
     "status": ({"command": "request_status"}, "show the relay, power and mesh"),
@@ -47,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="shorthand for --url ws://localhost:PORT/ws")
     p.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    p.add_argument("--token-file", type=Path, metavar="FILE",
+                   help="log in with this token file (default $PLUGD_TOKEN_FILE, else the "
+                        "daemon's cli-token in /var/lib/plugd or the --simulate state directory)")
     sub = p.add_subparsers(dest="action", required=True, metavar="COMMAND")
     for name, (_, text) in REQUESTS.items():
         sub.add_parser(name, help=text)
@@ -71,15 +77,41 @@ def request_for(args: argparse.Namespace) -> dict[str, Any]:
     return REQUESTS[args.action][0]
 
 
-def ask(url: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send one request; return its answer, skipping the values the daemon pushes meanwhile."""
-    expected = "response_" + request["command"].removeprefix("request_")
+def token_files(given: Path | None) -> list[Path]:
+    if given is not None:
+        return [given]
+    if os.environ.get("PLUGD_TOKEN_FILE"):
+        return [Path(os.environ["PLUGD_TOKEN_FILE"])]
+    return [Path(DEFAULT_STATE) / CLI_TOKEN_FILE,
+            Path(simulate_defaults()["state.dir"]) / CLI_TOKEN_FILE]
+
+
+def read_token(files: list[Path]) -> str | None:
+    for path in files:
+        try:
+            return path.read_text().strip()
+        except OSError:
+            continue
+    return None
+
+
+def ask(url: str, request: dict[str, Any], timeout: float, token: str | None) -> dict[str, Any]:
+    """Send one request (logged in first when there is a token); return its answer."""
     with connect(url, open_timeout=timeout, close_timeout=1) as ws:
-        ws.send(json.dumps(request))
-        while True:
-            answer = json.loads(ws.recv(timeout=timeout))
-            if answer.get("command") in (expected, "error"):
-                return answer
+        def answer_to(message: dict[str, Any]) -> dict[str, Any]:
+            expected = "response_" + message["command"].removeprefix("request_")
+            ws.send(json.dumps(message))
+            while True:  # skip the values the daemon pushes meanwhile
+                answer = json.loads(ws.recv(timeout=timeout))
+                if answer.get("command") in (expected, "error"):
+                    return answer
+
+        if token is not None:
+            login = answer_to({"command": "login", "token": token})
+            if not login.get("success"):
+                return {"command": "error", "error": f"login with the token file failed: "
+                                                     f"{login.get('error')}"}
+        return answer_to(request)
 
 
 def show(action: str, answer: dict[str, Any]) -> str:
@@ -157,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url or (f"ws://localhost:{args.port}/ws" if args.port else default_url())
     request = request_for(args)
     try:
-        answer = ask(url, request, args.timeout)
+        answer = ask(url, request, args.timeout, read_token(token_files(args.token_file)))
     except (OSError, TimeoutError, WebSocketException) as err:
         print(f"plugctl: cannot reach plugd at {url}: {err}", file=sys.stderr)
         return 3

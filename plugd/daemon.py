@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from gpiozero import Factory
 
-from plugd import __version__, netif
+from plugd import __version__, netif, settings
 from plugd.api import Api
+from plugd.auth import Auth
 from plugd.config import Config
 from plugd.errors import ConfigError, HardwareError
 from plugd.hardware import pin_factory as default_pin_factory
@@ -28,11 +30,13 @@ from plugd.hardware.adc import Sampler
 from plugd.hardware.display import Display, Fault, Reading
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
-from plugd.meter import Meter
 from plugd.mesh import Broadcaster, MeshEndpoint, Registry, open_socket
-from plugd.model import ThingId, sanitize_name
+from plugd.mdns import Announcer
+from plugd.meter import Meter
+from plugd.model import ThingId, esp_time, sanitize_name
 from plugd.plug import Cause, Change, Plug
-from plugd.store import StateDir
+from plugd.store import StateDir, dump
+from plugd.systemd import Notifier, RepeatFilter
 from plugd.web import WebServer
 
 if TYPE_CHECKING:
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HISTORY_POINTS = 600  # ten minutes of power, one point a second, for the page's chart
 NODES_SAVE_EVERY = 60.0  # seconds; known nodes change rarely, and a flood must not wear the card
 
 
@@ -61,13 +66,19 @@ class Daemon:
     started: float = field(default_factory=time.monotonic)
     sampler: Sampler | None = None
     simulation: Simulation | None = None
+    notifier: Notifier = field(default_factory=Notifier)
+    #: The log filter that summarises repeats; flushed every second.
+    repeats: RepeatFilter | None = None
+    mdns: Announcer | None = None
 
     def __post_init__(self) -> None:
         self.node_id = self.config.node.id or netif.derive_node_id()
         self.node_name = self.config.node.name or sanitize_name(socket.gethostname())
         self._stop = asyncio.Event()
+        self._history: deque[tuple[int, float | None]] = deque(maxlen=HISTORY_POINTS)
         self._tasks: list[asyncio.Task[Any]] = []
         self._broadcast_cache: tuple[float, list[str]] = (float("-inf"), [])
+        self._status = ""
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -76,6 +87,13 @@ class Daemon:
         loop = asyncio.get_running_loop()
         state = StateDir(Path(config.state.dir))
         state.prepare()
+        self.settings = settings.load(state)
+        try:
+            config = self.config = settings.apply(config, self.settings)
+        except ConfigError as err:
+            log.error("the settings made on the page no longer apply, ignoring them: %s", err)
+        self.node_name = config.node.name or self.node_name
+        self.auth = Auth(state)
         factory = self.pin_factory
         if factory is None:
             factory = default_pin_factory(config.simulated)
@@ -97,9 +115,11 @@ class Daemon:
         self.endpoint = MeshEndpoint(open_socket(config.mesh.bind, config.mesh.udp_port),
                                      self.plug.receive, self.registry.counters, loop)
         self.web = WebServer(find_www(config.http.www_dir),
-                             lambda address: Api(self.plug, self.status, address, meter=self.meter,
-                                                 simulation=self.simulation))
+                             lambda address, session: Api(self, address, session), self.auth,
+                             lambda: self.config.http)
         await self.web.start(config.http.bind, config.http.port, http_socket)
+        if http_socket is not None:
+            log.info("serving on the socket systemd passed (http.port and http.bind are unused)")
         self.broadcaster = Broadcaster(loop, self._broadcast, interval=config.mesh.interval,
                                        max_rate=config.mesh.max_changes_per_second)
         self.broadcaster.on_interval.append(self._push_things)
@@ -109,6 +129,13 @@ class Daemon:
                        asyncio.create_task(self._save_nodes(), name="save-nodes")]
         if self.meter is not None:
             self._tasks.append(asyncio.create_task(self._save_energy(), name="save-energy"))
+        if self.notifier.watchdog_interval:
+            self._tasks.append(asyncio.create_task(self._pet_watchdog(), name="watchdog"))
+        if config.mdns.enabled:
+            self.mdns = Announcer(self.node_id, self.node_name, self.web.port, __version__,
+                                  addresses=["127.0.0.1"] if config.simulated else None)
+            # In the background: claiming the names waits for other hosts to object.
+            self._tasks.append(asyncio.create_task(self.mdns.start(), name="mdns"))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -116,6 +143,7 @@ class Daemon:
                  __version__, self.node_id, self.node_name, config.mesh.udp_port,
                  config.http.bind or "localhost", self.web.port,
                  " [simulated hardware]" if config.simulated else "")
+        self.notifier.ready(self._status_line())
 
     async def run(self) -> None:
         await self._stop.wait()
@@ -124,6 +152,7 @@ class Daemon:
         self._stop.set()
 
     async def stop(self) -> None:
+        self.notifier.stopping()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
@@ -131,6 +160,8 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.mdns is not None:
+            await self.mdns.close()
         await self.web.close()
         self.endpoint.close()
         if self.sampler is not None:
@@ -203,9 +234,37 @@ class Daemon:
             try:
                 self.plug.tick()
                 self._show()
+                if self.repeats is not None:
+                    self.repeats.flush()
+                status = self._status_line()
+                if status != self._status:
+                    self._status = status
+                    self.notifier.status(status)
+                power = None if ThingId.POWER in self.plug.invalid else self.plug.things[ThingId.POWER].value
+                self._history.append((esp_time(self.plug.wall()), power))
             except Exception:
                 log.exception("clock tick failed")
             await asyncio.sleep(1.0 - time.time() % 1.0)
+
+    async def _pet_watchdog(self) -> None:
+        """From the event loop itself: when the loop hangs, the pets stop and systemd restarts us."""
+        assert self.notifier.watchdog_interval
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(self.notifier.watchdog_interval)
+
+    def _status_line(self) -> str:
+        """What `systemctl status plugd` shows, e.g. `relay on, 1520 W, 7 nodes online`."""
+        plug = self.plug
+        power = ("no power reading" if ThingId.POWER in plug.invalid
+                 else f"{plug.things[ThingId.POWER].value:.0f} W")
+        parts = [f"relay {'on' if plug.things[ThingId.PLUG].value == 1.0 else 'off'}", power,
+                 f"{self.registry.online_count()} nodes online"]
+        if plug.tripped:
+            parts.append(f"PROTECTION TRIPPED: {plug.tripped}")
+        if self.meter is not None and self.meter.fault:
+            parts.append("sensor fault")
+        return ", ".join(parts)
 
     async def _save_energy(self) -> None:
         """A power cut loses at most `meter.flush_interval` of energy."""
@@ -250,6 +309,8 @@ class Daemon:
         elif change.peer is not None:
             self.web.push(self.plug.message("node_update",
                                             node=change.peer.to_json(self.plug.monotonic())))
+        elif change.event is not None:
+            self.web.push(self.plug.message("event", event=change.event.to_json()))
 
     def _push_things(self) -> None:
         for thing in self.plug.things.values():
@@ -288,14 +349,35 @@ class Daemon:
         """SIGHUP: apply what can change while running; say what needs a restart."""
         if self.reload_config is None:
             return
+        self.notifier.reloading()
         try:
-            new = self.reload_config()
+            new = settings.apply(self.reload_config(), self.settings)
         except ConfigError as err:
             log.error("configuration not reloaded, keeping the running one: %s", err)
             return
+        finally:
+            self.notifier.ready(self._status_line())
+        needs_restart = self._apply_live(new)
+        log.info("configuration reloaded%s", f"; restart to apply {', '.join(needs_restart)}"
+                 if needs_restart else "")
+
+    async def save_settings(self, changes: dict[str, Any]) -> None:
+        """Settings from the page: checked, kept in the state directory, applied at once."""
+        merged = {**self.settings, **changes}
+        new = settings.apply(self.config, changes)
+        await self.plug.writer.save(settings.SETTINGS_FILE, dump(merged))
+        self.settings = merged
+        self._apply_live(new)
+
+    def _apply_live(self, new: Config) -> list[str]:
+        """Make `new` the configuration; return what only a restart applies."""
         old = self.config
-        needs_restart = [name for name in ("http", "state", "relay")
+        needs_restart = [name for name in ("state", "relay", "adc", "meter", "protection")
                          if getattr(new, name) != getattr(old, name)]
+        needs_restart += [f"http.{k}" for k in ("port", "bind", "www_dir")
+                          if getattr(new.http, k) != getattr(old.http, k)]
+        needs_restart += [f"display.{k}" for k in ("enabled", "clk", "dio")
+                          if getattr(new.display, k) != getattr(old.display, k)]
         needs_restart += [f"mesh.{k}" for k in ("udp_port", "bind")
                           if getattr(new.mesh, k) != getattr(old.mesh, k)]
         if new.node.id != old.node.id:
@@ -303,11 +385,19 @@ class Daemon:
         self.config = new
         if new.node.name and new.node.name != self.node_name:
             self.node_name = self.plug.node_name = new.node.name
+            if self.mdns is not None:
+                self._tasks.append(asyncio.create_task(self.mdns.rename(self.node_name),
+                                                       name="mdns-rename"))
         self.broadcaster.interval = new.mesh.interval
         self.broadcaster.min_gap = 1.0 / new.mesh.max_changes_per_second
         self.registry.offline_after = new.mesh.interval * new.mesh.offline_after
         self.registry.max_nodes = new.mesh.max_nodes
         self._broadcast_cache = (float("-inf"), [])
+        if self.display is not None:
+            self.display.mode = new.display.mode
+            self.display.brightness = new.display.brightness
         logging.getLogger("plugd").setLevel(new.log.level.upper())
-        log.info("configuration reloaded%s", f"; restart to apply {', '.join(needs_restart)}"
-                 if needs_restart else "")
+        return needs_restart
+
+    def history(self) -> list[list[float | None]]:
+        return [list(point) for point in self._history]

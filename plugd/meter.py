@@ -18,8 +18,17 @@ from typing import Any
 
 from plugd.config import Config
 from plugd.errors import ValidationError
-from plugd.metering import (SENSORS, Calibration, CurrentMeter, EnergyCounter, Window,
-                            calibrate_current, calibrate_power, calibrate_voltage, power_watts)
+from plugd.metering import (
+    SENSORS,
+    Calibration,
+    CurrentMeter,
+    EnergyCounter,
+    Window,
+    calibrate_current,
+    calibrate_power,
+    calibrate_voltage,
+    power_watts,
+)
 from plugd.model import ON, ThingId
 from plugd.plug import Cause, Change, Plug
 from plugd.protection import Protection
@@ -65,6 +74,16 @@ def clip_limits(config: Config) -> dict[str, float]:
     return {"clip_low": low + margin, "clip_high": high - margin}
 
 
+def current_meter(config: Config) -> CurrentMeter:
+    """The meter's maths, set up for the configured sensor, divider and ADC."""
+    return CurrentMeter(volts_per_amp=volts_per_amp(config), frequency=config.meter.frequency,
+                        window=config.meter.interval, rate=config.adc.data_rate,
+                        noise_volts=sensor_noise(config),
+                        # A busy Pi delays a few conversions now and then: bridge gaps up to
+                        # half a mains cycle rather than lose the reading.
+                        max_gap=0.5 / config.meter.frequency, **clip_limits(config))
+
+
 class Meter:
     def __init__(self, plug: Plug, config: Config, loop: asyncio.AbstractEventLoop,
                  wall: Callable[[], float]) -> None:
@@ -78,10 +97,7 @@ class Meter:
                                                           power_factor=config.meter.power_factor))
         self.energy = state.load(ENERGY_FILE, EnergyCounter.from_json,
                                  lambda: EnergyCounter(day=self._today()))
-        self.meter = CurrentMeter(volts_per_amp=volts_per_amp(config),
-                                  frequency=config.meter.frequency, window=config.meter.interval,
-                                  rate=config.adc.data_rate, noise_volts=sensor_noise(config),
-                                  **clip_limits(config))
+        self.meter = current_meter(config)
         if self.calibration.zero_volts is not None:
             self.meter.zero_volts = self.calibration.zero_volts
         limits = config.protection

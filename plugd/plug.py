@@ -63,7 +63,7 @@ class Event:
 
 
 class Change(NamedTuple):
-    """A local thing that took a new value, or a peer that was heard or lost.
+    """A local thing that took a new value, a peer that was heard or lost, or an event.
 
     A tuple: one is made for every packet and every reading, and tuples are cheap.
     """
@@ -71,6 +71,7 @@ class Change(NamedTuple):
     thing: Thing | None = None
     cause: Cause | None = None
     peer: Peer | None = None
+    event: Event | None = None
 
 
 def parse_things(obj: Any) -> list[Thing]:
@@ -262,6 +263,7 @@ class Plug:
         event = Event(esp_time(self.wall()), kind, message, str(cause))
         self.events.append(event)
         log.info("%s (%s)", message, cause, extra={"plugd_event": kind})
+        self._tell(Change(event=event))
 
     def _tell(self, change: Change) -> None:
         for listener in self.listeners:

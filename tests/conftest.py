@@ -18,6 +18,8 @@ from plugd.daemon import Daemon
 from plugd.hardware.sim.gpio import StandInGPIO, install
 
 NODE_ID = 4242
+#: What the daemon sends unasked; a request's answer is the first other message.
+PUSHES = ("thing_update", "node_update", "event")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -30,7 +32,7 @@ def sim_config(state_dir: Path, **overrides: Any) -> Config:
     """A simulated plug on loopback with ports of its own."""
     values = {"state.dir": str(state_dir), "http.port": 0, "http.bind": "127.0.0.1",
               "mesh.udp_port": free_port(), "mesh.broadcast": ["127.255.255.255"],
-              "node.id": NODE_ID, "node.name": "TestPlug"}
+              "node.id": NODE_ID, "node.name": "TestPlug", "mdns.enabled": False}
     values.update(overrides)
     return parse("", values, simulate=True)
 
@@ -75,7 +77,7 @@ class Client:
         await self.ws.send(request if isinstance(request, str) else json.dumps(request))
         while True:
             message = json.loads(await self.ws.recv())
-            if message["command"] in ("thing_update", "node_update"):
+            if message["command"] in PUSHES:
                 self.pushed.append(message)
                 continue
             if answer is None or message["command"] in (answer, "error"):
@@ -90,8 +92,12 @@ class Client:
 
 @pytest.fixture
 async def client(daemon: Daemon) -> AsyncIterator[Client]:
+    """A client logged in with the daemon's token file, as plugctl does."""
     async with connect(f"ws://127.0.0.1:{daemon.web.port}/ws") as ws:
-        yield Client(ws)
+        client = Client(ws)
+        answer = await client.ask({"command": "login", "token": daemon.auth.cli_token})
+        assert answer["success"], answer
+        yield client
 
 
 def send_udp(port: int, data: bytes) -> None:

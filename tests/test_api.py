@@ -1,5 +1,6 @@
 """The WebSocket API, spoken over a real connection to a daemon on simulated pins."""
 
+import asyncio
 import json
 
 import pytest
@@ -156,3 +157,48 @@ async def test_frames_over_64_kib_are_refused(daemon):
         with pytest.raises(ConnectionClosedError) as closed:
             await ws.recv()
     assert closed.value.rcvd.code == 1009  # message too big
+
+
+async def test_settings_are_checked_applied_at_once_and_kept(client, daemon):
+    answer = await client.ask({"command": "request_settings"})
+    assert answer["settings"] == {"node.name": "TestPlug", "mesh.interval": 5.0,
+                                  "display.mode": "power", "display.brightness": 7}
+    saved = await client.ask({"command": "save_settings", "settings": {
+        "node.name": "Kitchen Plug", "display.brightness": 2}})
+    assert saved["success"] and saved["nodeName"] == "Kitchen Plug"
+    assert daemon.display.brightness == 2 and daemon.plug.node_name == "Kitchen Plug"
+    assert b":Kitchen Plug&" in daemon.plug.datagram()
+    await daemon.plug.writer.flush()
+    kept = json.loads((daemon.plug.state.path / "settings.json").read_text())
+    assert kept == {"node.name": "Kitchen Plug", "display.brightness": 2}
+    for bad, error in [({"display.brightness": 9}, "display.brightness: must be between 0 and 7"),
+                       ({"relay.pin": 4}, "settings.relay.pin: cannot be changed here"),
+                       ({"node.name": "a&b"}, "node.name: must not contain '&'")]:
+        answer = await client.ask({"command": "save_settings", "settings": bad})
+        assert answer["command"] == "error" and error in answer["error"], answer
+    assert json.loads((daemon.plug.state.path / "settings.json").read_text()) == kept
+
+
+async def test_export_then_import_round_trips_and_a_bad_import_changes_nothing(client, daemon):
+    await client.ask({"command": "save_recipe", "recipe": RECIPE})
+    exported = (await client.ask({"command": "export_config"}))["config"]
+    assert exported["version"] == 1 and [r["name"] for r in exported["recipes"]] == ["heat"]
+    await client.ask({"command": "delete_recipe", "id": 1})
+    bad = {**exported, "recipes": exported["recipes"] + [{**RECIPE, "id": 2, "relation": 9}]}
+    refused = await client.ask({"command": "import_config", "config": bad})
+    assert refused["command"] == "error" and "config.recipes[1].relation" in refused["error"]
+    assert len(daemon.plug.recipes) == 0
+    assert (await client.ask({"command": "import_config", "config": exported}))["success"]
+    assert [r.name for r in daemon.plug.recipes] == ["heat"]
+
+
+async def test_events_are_pushed_and_the_power_history_is_kept(client, daemon):
+    await client.ask({"command": "switch", "state": "on"})
+    pushed = [m for m in client.pushed if m["command"] == "event"]
+    event = pushed[-1] if pushed else await client.next_push("event")
+    assert event["event"]["message"] == "relay on" and event["event"]["cause"].startswith("user")
+    while len(daemon.history()) < 2:
+        await asyncio.sleep(0.2)
+    history = (await client.ask({"command": "request_history"}))["history"]
+    assert len(history) >= 2 and all(len(point) == 2 for point in history)
+    assert history[-1][0] >= history[0][0]

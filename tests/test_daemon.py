@@ -41,7 +41,8 @@ class Running:
                 time.sleep(0.05)
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "plugctl"), "--port", str(self.http), *args],
+        return subprocess.run([str(BIN / "plugctl"), "--port", str(self.http), "--token-file",
+                               str(self.state / "cli-token"), *args],
                               capture_output=True, text=True, timeout=30)
 
     def status(self) -> dict:
@@ -118,11 +119,13 @@ def test_an_esp_datagram_shows_the_node_and_its_recipe_switches_the_relay(runnin
 
     async def save_recipe():
         async with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
+            token = (plug.state / "cli-token").read_text().strip()
+            await ws.send(json.dumps({"command": "login", "token": token}))
             await ws.send(json.dumps({"command": "save_recipe", "recipe": {
                 "name": "follow", "sourceNodeId": 10223344, "sourceThingId": 2, "relation": 2,
                 "targetValue": 1000, "localThingId": 1, "localValue": 1}}))
-            while json.loads(await ws.recv())["command"] != "response_save_recipe":
-                pass
+            while (answer := json.loads(await ws.recv()))["command"] != "response_save_recipe":
+                assert answer["command"] != "error", answer
     asyncio.run(save_recipe())
     assert plug.status()["relay"] is False
     send_udp(plug.udp, b"10223344:SmartPlugEsp&2:1600.00")

@@ -50,7 +50,9 @@ def power(d: Daemon) -> float | None:
 
 async def ask(d: Daemon, request: dict) -> dict:
     async with connect(f"ws://127.0.0.1:{d.web.port}/ws") as ws:
-        return await Client(ws).ask(request)
+        client = Client(ws)
+        await client.ask({"command": "login", "token": d.auth.cli_token})
+        return await client.ask(request)
 
 
 async def test_the_plug_reads_its_load_only_while_the_relay_is_on(plug, factory):

@@ -59,7 +59,9 @@ def test_switching_drives_the_pin_persists_and_tells_listeners(tmp_path, factory
     assert plug.set_thing(ThingId.PLUG, 1.0, Cause("user", "test"))
     assert not plug.set_thing(ThingId.PLUG, 1.0, Cause("user", "test"))  # no change, no event
     assert pin_history(factory) == [False, True]
-    assert [(c.thing.id, c.thing.value, str(c.cause)) for c in heard] == [(1, 1.0, "user test")]
+    assert [(c.thing.id, c.thing.value, str(c.cause)) for c in heard if c.thing] == [
+        (1, 1.0, "user test")]
+    assert [c.event.message for c in heard if c.event] == ["relay on"]
     stored = json.loads((tmp_path / "things.json").read_text())
     assert stored[0]["value"] == 1.0 and stored[0]["last_updated"] > 0
     assert plug.events[-1].message == "relay on" and plug.events[-1].cause == "user test"

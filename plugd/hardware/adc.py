@@ -88,8 +88,8 @@ class Sampler:
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _open(self) -> Any:
-        from adafruit_ads1x15.ads1115 import ADS1115
         from adafruit_ads1x15.ads1x15 import Mode
+        from adafruit_ads1x15.ads1115 import ADS1115
         from adafruit_ads1x15.analog_in import AnalogIn
 
         options: dict[str, Any] = {"gain": self._gain, "data_rate": self._data_rate,

@@ -7,6 +7,7 @@ meter sees what the real plug would: current only while the relay is closed.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpiozero.pins.mock import MockFactory
@@ -17,7 +18,6 @@ from plugd.hardware.sim.gpio import StandInGPIO, install
 from plugd.hardware.sim.mains import MainsModel
 from plugd.hardware.sim.tm1637 import TM1637Chip
 from plugd.metering import SENSORS
-
 
 ALERT_HISTORY = 64
 
@@ -34,6 +34,17 @@ class Simulation:
         self.adc.stop()
 
 
+def mains_for(config: Config, relay_on: Callable[[], bool]) -> MainsModel:
+    """The simulated mains and sensor, as the configuration describes the real ones."""
+    meter = config.meter
+    sensor = SENSORS[meter.sensor]
+    return MainsModel(
+        volts=meter.volts, frequency=meter.frequency, power_factor=meter.power_factor,
+        sensitivity=meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else sensor.volts_per_amp,
+        zero_volts=meter.zero_volts, noise_rms_volts=sensor.noise_volts, divider=meter.divider,
+        relay_on=relay_on, channel=int(config.adc.channel[1]), seed=config.simulate.seed)
+
+
 def build(config: Config, pin_factory: MockFactory) -> Simulation:
     """Chips for a simulated plug; start the ADC's conversion-ready signal."""
     gpio = install()
@@ -41,16 +52,10 @@ def build(config: Config, pin_factory: MockFactory) -> Simulation:
     gpio.reset()
     gpio.setmode(gpio.BCM)
     gpio.setwarnings(False)
-    meter, adc = config.meter, config.adc
-    sensor = SENSORS[meter.sensor]
+    adc = config.adc
     relay = pin_factory.pin(config.relay.pin)
     active_high = config.relay.active_high
-    mains = MainsModel(
-        volts=meter.volts, frequency=meter.frequency, power_factor=meter.power_factor,
-        sensitivity=meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else sensor.volts_per_amp,
-        zero_volts=meter.zero_volts, noise_rms_volts=sensor.noise_volts, divider=meter.divider,
-        relay_on=lambda: relay.state == active_high, channel=int(adc.channel[1]),
-        seed=config.simulate.seed)
+    mains = mains_for(config, relay_on=lambda: relay.state == active_high)
     mains.load_watts = config.simulate.load_watts
     alert = None
     if adc.alert_pin:

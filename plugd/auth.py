@@ -1,0 +1,195 @@
+"""Who may change things: the password, sessions, one-time tickets and the login rate limit.
+
+There is no default password. On first start a random one is made, logged,
+and written to `initial-password` (mode 0600) in the state directory; only a
+salted scrypt hash of it is kept. Sessions are random tokens, stored hashed,
+so a copy of the state directory logs nobody in. A token file
+(`cli-token`, 0600) lets `plugctl` on the same machine log in without the
+password. Time is passed in: this module has no clock of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from plugd.errors import ValidationError
+from plugd.model import read_int, require_object
+from plugd.store import StateDir, dump
+
+log = logging.getLogger(__name__)
+
+AUTH_FILE = "auth.json"
+INITIAL_PASSWORD_FILE = "initial-password"
+CLI_TOKEN_FILE = "cli-token"
+#: scrypt cost: about 50 ms here, a few hundred on a small Pi; 16 MiB of memory.
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_PASSWORD = 8
+SESSION_IDLE = 30 * 86400  # seconds a session lives unused
+MAX_SESSIONS = 32
+TICKET_LIFE = 60.0
+#: Failed logins allowed per address in FAILURE_WINDOW before each further try must wait.
+FREE_FAILURES = 5
+FAILURE_WINDOW = 300.0
+MAX_LOCKOUT = 300.0
+
+
+def hash_password(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, maxmem=64 * 2**20, **SCRYPT)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Credentials:
+    """What auth.json holds: the password hash and the hashes of live sessions."""
+
+    salt: bytes
+    hash: bytes
+    #: sha256 of a session token -> wall time it was last used
+    sessions: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"salt": self.salt.hex(), "hash": self.hash.hex(), "scrypt": SCRYPT,
+                "sessions": self.sessions}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Credentials:
+        obj = require_object(obj, "auth")
+        try:
+            salt, digest = bytes.fromhex(obj["salt"]), bytes.fromhex(obj["hash"])
+        except (KeyError, TypeError, ValueError):
+            raise ValidationError("auth.hash", "is missing or not hexadecimal") from None
+        cost = require_object(obj.get("scrypt"), "auth.scrypt")
+        if {k: read_int(cost, k, "auth.scrypt") for k in SCRYPT} != SCRYPT:
+            raise ValidationError("auth.scrypt", f"expected {SCRYPT}")
+        sessions = require_object(obj.get("sessions", {}), "auth.sessions")
+        return cls(salt, digest, {str(k): float(v) for k, v in sessions.items()
+                                  if isinstance(v, (int, float))})
+
+
+class Auth:
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+        self.credentials = state.load(AUTH_FILE, Credentials.from_json, self._first_start)
+        self.cli_token = self._cli_token()
+        self._tickets: dict[str, tuple[str, float]] = {}
+        self._failures: dict[str, deque[float]] = {}
+
+    def _write_secret(self, name: str, text: str) -> None:
+        path = self.state.path / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text + "\n")
+        os.chmod(path, 0o600)
+
+    def _first_start(self) -> Credentials:
+        password = secrets.token_urlsafe(9)
+        salt = secrets.token_bytes(16)
+        credentials = Credentials(salt, hash_password(password, salt))
+        self._write_secret(INITIAL_PASSWORD_FILE, password)
+        self.state.write(AUTH_FILE, dump(credentials.to_json()))
+        log.warning("no password was set: the initial password is %s (also in %s); "
+                    "log in on the page and change it", password,
+                    self.state.path / INITIAL_PASSWORD_FILE)
+        return credentials
+
+    def _cli_token(self) -> str:
+        path = self.state.path / CLI_TOKEN_FILE
+        try:
+            token = path.read_text().strip()
+        except OSError:
+            token = ""
+        if len(token) < 32:
+            token = secrets.token_urlsafe(32)
+            self._write_secret(CLI_TOKEN_FILE, token)
+        return token
+
+    # --- logging in -----------------------------------------------------------
+
+    def wait_before_login(self, address: str, now: float) -> float:
+        """Seconds `address` must wait before its next try (0: it may try now)."""
+        failures = self._failures.get(address)
+        if not failures:
+            return 0.0
+        while failures and now - failures[0] > FAILURE_WINDOW:
+            failures.popleft()
+        if len(failures) < FREE_FAILURES:
+            return 0.0
+        lockout = min(MAX_LOCKOUT, 2.0 ** (len(failures) - FREE_FAILURES + 1))
+        return max(0.0, failures[-1] + lockout - now)
+
+    def check_password(self, password: str, address: str, now: float) -> bool:
+        ok = hmac.compare_digest(hash_password(password, self.credentials.salt),
+                                 self.credentials.hash)
+        self._count(ok, address, now)
+        return ok
+
+    def check_cli_token(self, token: str, address: str, now: float) -> bool:
+        ok = hmac.compare_digest(token.encode(), self.cli_token.encode())
+        self._count(ok, address, now)
+        return ok
+
+    def _count(self, ok: bool, address: str, now: float) -> None:
+        if ok:
+            self._failures.pop(address, None)
+        else:
+            failures = self._failures.setdefault(address, deque(maxlen=64))
+            failures.append(now)
+            if len(self._failures) > 1024:  # bounded: forget the oldest address
+                self._failures.pop(next(iter(self._failures)))
+
+    # --- sessions -------------------------------------------------------------
+
+    def new_session(self, wall: float) -> str:
+        """A session token for a successful login; the caller saves the credentials."""
+        token = secrets.token_urlsafe(32)
+        sessions = self.credentials.sessions
+        sessions[_digest(token)] = wall
+        for stale in sorted(sessions, key=sessions.__getitem__)[:-MAX_SESSIONS]:
+            del sessions[stale]
+        return token
+
+    def session_valid(self, token: str, wall: float) -> bool:
+        used = self.credentials.sessions.get(_digest(token))
+        return used is not None and wall - used < SESSION_IDLE
+
+    def end_session(self, token: str) -> None:
+        self.credentials.sessions.pop(_digest(token), None)
+
+    def ticket_for(self, session: str, now: float) -> str:
+        """A one-time ticket the page trades for its session cookie (scripts cannot read it)."""
+        self._tickets = {t: v for t, v in self._tickets.items() if v[1] > now}
+        ticket = secrets.token_urlsafe(24)
+        self._tickets[ticket] = (session, now + TICKET_LIFE)
+        return ticket
+
+    def redeem(self, ticket: str, now: float) -> str | None:
+        session, expires = self._tickets.pop(ticket, ("", 0.0))
+        return session if expires > now else None
+
+    def set_password(self, new: str) -> None:
+        """A new password; every session but those the caller re-creates ends."""
+        if len(new) < MIN_PASSWORD:
+            raise ValidationError("new", f"must be at least {MIN_PASSWORD} characters")
+        salt = secrets.token_bytes(16)
+        self.credentials = Credentials(salt, hash_password(new, salt))
+        try:
+            (self.state.path / INITIAL_PASSWORD_FILE).unlink()
+        except FileNotFoundError:
+            pass
+
+    def initial_password_in_use(self) -> bool:
+        """Whether the generated password is still the password (the page then offers a change)."""
+        return (self.state.path / INITIAL_PASSWORD_FILE).exists()
+
+    def dump(self) -> bytes:
+        return dump(self.credentials.to_json())

@@ -1,0 +1,42 @@
+"""Settings changed from the page, kept in the state directory over the configuration file.
+
+The configuration file is the administrator's (and read-only to the sandboxed
+service); what a user changes on the page lives in `settings.json` and is
+laid over the file's values at start and on every reload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugd.config import Config, updated
+from plugd.errors import ValidationError
+from plugd.model import require_object
+from plugd.store import StateDir
+
+SETTINGS_FILE = "settings.json"
+#: What the page may change: the rest needs the administrator (pins, ports, limits).
+KEYS = ("node.name", "mesh.interval", "display.mode", "display.brightness")
+
+
+def parse(obj: Any, where: str = "settings") -> dict[str, Any]:
+    """A settings object: only known keys; their values are checked by `apply`."""
+    obj = require_object(obj, where)
+    unknown = [key for key in obj if key not in KEYS]
+    if unknown:
+        raise ValidationError(f"{where}.{unknown[0]}",
+                              f"cannot be changed here (these can: {', '.join(KEYS)})")
+    return dict(obj)
+
+
+def apply(config: Config, settings: dict[str, Any]) -> Config:
+    """The configuration with the settings laid over it; ConfigError names a bad one."""
+    return updated(config, settings)
+
+
+def view(config: Config) -> dict[str, Any]:
+    return {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in KEYS}
+
+
+def load(state: StateDir) -> dict[str, Any]:
+    return state.load(SETTINGS_FILE, parse, dict)

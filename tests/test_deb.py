@@ -1,0 +1,481 @@
+"""The Debian package: built by packaging/deb/build, inspected with dpkg-deb, linted, run
+unpacked with Debian's own /usr/bin/python3, and its maintainer scripts run in throwaway roots.
+
+CI is plain Debian 12 amd64, where the Raspberry Pi OS packages the .deb depends on
+(python3-rpi-lgpio | python3-rpi.gpio) do not exist, so nothing here apt-installs it: it is
+unpacked (dpkg-deb -x), or installed into a throwaway root with dpkg --root --force-depends.
+PLUGD_DEB=path/to/plugd_*.deb tests a prebuilt package instead of building one (building
+downloads the carried wheels from the package index).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from packaging.requirements import Requirement
+
+from plugd import __version__
+
+TOP = Path(__file__).resolve().parent.parent
+PACKAGING = TOP / "packaging" / "deb"
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+#: What the package takes from the distribution, and the module each gives plugd (the
+#: Raspberry Pi OS GPIO alternatives aside): the unpacked tree runs against exactly these.
+FROM_DEBIAN = {"python3-colorzero": "colorzero", "python3-smbus2": "smbus2",
+               "python3-systemd": "systemd", "python3-typing-extensions": "typing_extensions"}
+GPIO_ALTERNATIVES = ["python3-rpi-lgpio", "python3-rpi.gpio"]
+#: Modules a library would bring only with Blinka, whose import probes the board.
+BLINKA = {"adafruit_blinka", "adafruit_platformdetect", "board", "digitalio", "microcontroller"}
+#: Lintian's warnings that are accepted, and why; any other warning, and any error, fails.
+#: Its info and pedantic tags are by design, and not checked: the license files and metadata
+#: kept beside the carried libraries, no init.d script, /usr/lib/plugd/plugd.
+LINTIAN_ACCEPTED: dict[str, str] = {}
+
+pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None,
+                                reason="dpkg-deb is missing: not a Debian system (apt-get install dpkg)")
+
+
+def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """A command that must succeed; its output in the failure's message."""
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
+    assert done.returncode == 0, f"{args} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def carried() -> dict[str, str]:
+    """carried.txt's pins: normalized name -> version."""
+    pins = {}
+    for line in (PACKAGING / "carried.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+# --- the package, built once ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("PLUGD_DEB"):
+        return Path(os.environ["PLUGD_DEB"]).resolve()
+    out = tmp_path_factory.mktemp("deb")
+    # The venv's interpreter has pip; the build checks for Python >= 3.11 itself.
+    done = run(PACKAGING / "build", out, env={**os.environ, "PYTHON": sys.executable}, timeout=300)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def fields(deb: Path) -> dict[str, str]:
+    text = run("dpkg-deb", "--field", deb).stdout
+    return dict(re.findall(r"^(\S+): (.*(?:\n .*)*)", text, re.M))
+
+
+@pytest.fixture(scope="session")
+def contents(deb: Path) -> dict[str, tuple[str, str]]:
+    """Path (no leading ./) -> (mode, owner) of every entry of the data archive."""
+    entries = {}
+    for line in run("dpkg-deb", "--contents", deb).stdout.splitlines():
+        mode, owner, _size, _date, _time, path, *_link = line.split()
+        entries[path.removeprefix("./").rstrip("/")] = (mode, owner)
+    entries.pop("", None)
+    return entries
+
+
+@pytest.fixture(scope="session")
+def unpacked(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("unpacked")
+    run("dpkg-deb", "--extract", deb, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def control(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("control") / "DEBIAN"
+    run("dpkg-deb", "--control", deb, directory)
+    return directory
+
+
+def depends(fields: dict[str, str]) -> list[list[str]]:
+    """Depends as alternatives of 'name (version)' strings."""
+    return [[alt.strip() for alt in group.split("|")] for group in fields["Depends"].split(",")]
+
+
+def repo_units() -> list[str]:
+    return sorted(p.name for p in (TOP / "systemd").iterdir() if p.suffix in (".service", ".socket"))
+
+
+# --- what the package says and holds ---------------------------------------------------------
+
+
+def test_control_fields(deb: Path, fields: dict[str, str]) -> None:
+    assert deb.name == f"plugd_{__version__}_all.deb"
+    assert (fields["Package"], fields["Version"], fields["Architecture"]) == ("plugd", __version__, "all")
+    assert re.fullmatch(r".+ <[^@\s]+@[^@\s]+>", fields["Maintainer"])
+    assert int(fields["Installed-Size"]) > 0
+    assert "\n" not in fields["Depends"], "binary packages want Depends on one line"
+    groups = depends(fields)
+    assert ["python3 (>= 3.11)"] in groups
+    assert GPIO_ALTERNATIVES in groups, "Raspberry Pi OS: rpi-lgpio first (the Pi 5), else RPi.GPIO"
+    names = {alt.split()[0] for group in groups for alt in group}
+    assert names == {"python3", *FROM_DEBIAN, *GPIO_ALTERNATIVES}
+    # What the package carries, it must not also take from the distribution.
+    assert not names & {f"python3-{name}" for name in carried()}
+
+
+def test_every_requirement_is_carried_or_a_dependency(fields: dict[str, str]) -> None:
+    """setup.cfg's install_requires, each met by a carried pin or named in Depends."""
+    setup = configparser.ConfigParser()
+    setup.read(TOP / "setup.cfg")
+    pins = carried()
+    depended = {alt.split()[0] for group in depends(fields) for alt in group}
+    for line in setup["options"]["install_requires"].split("\n"):
+        if not line.strip():
+            continue
+        req = Requirement(line)
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        if name in pins:
+            assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} does not meet {req}"
+        else:
+            assert f"python3-{name}" in depended, f"{req}: neither carried nor in Depends"
+
+
+def test_files_in_their_places(contents: dict[str, tuple[str, str]]) -> None:
+    paths = set(contents)
+    for path in ["usr/bin/plugd", "usr/bin/plugctl"]:
+        assert contents[path][0] == "-rwxr-xr-x", path
+    expected = {"etc/plugd/plugd.toml", "usr/lib/plugd/plugd/cli.py", "usr/lib/plugd/plugd/ctl.py",
+                "usr/share/doc/plugd/copyright", "usr/share/doc/plugd/changelog.gz",
+                "usr/share/man/man1/plugd.1.gz", "usr/share/man/man1/plugctl.1.gz"}
+    expected |= {f"lib/systemd/system/{unit}" for unit in repo_units()}
+    expected |= {f"usr/share/plugd/www/{p.relative_to(TOP / 'www')}"
+                 for p in (TOP / "www").rglob("*") if p.is_file()}
+    expected |= {f"usr/lib/plugd/{p.relative_to(TOP)}" for p in (TOP / "plugd").rglob("*.py")}
+    assert expected <= paths, sorted(expected - paths)
+    assert "lib/systemd/system/plugd.service" in paths
+    # Only these trees; nothing in any site-packages or dist-packages; no byte-code (the
+    # postinst compiles it), no compiled code (Architecture: all); everything root's.
+    tops = ("etc/plugd", "lib/systemd/system", "usr/bin", "usr/lib/plugd", "usr/share/doc/plugd",
+            "usr/share/man/man1", "usr/share/plugd")
+    strays = [p for p in paths if not any(p == t or p.startswith(t + "/") or t.startswith(p + "/")
+                                          for t in tops)]
+    assert not strays
+    assert not [p for p in paths if re.search(r"site-packages|dist-packages|__pycache__|\.pyc$|\.so\b", p)]
+    assert {owner for _mode, owner in contents.values()} == {"root/root"}
+
+
+def test_conffile_is_the_configuration(control: Path) -> None:
+    assert (control / "conffiles").read_text().split() == ["/etc/plugd/plugd.toml"]
+    sums = (control / "md5sums").read_text()
+    assert "usr/lib/plugd/plugd/cli.py" in sums and "etc/plugd/plugd.toml" not in sums
+
+
+def test_carries_the_pins_and_only_micropython_of_blinka(unpacked: Path) -> None:
+    lib = unpacked / "usr/lib/plugd"
+    infos = {re.sub(r"[-_.]+", "-", p.name.removesuffix(".dist-info")).lower()
+             for p in lib.glob("*.dist-info")}
+    wanted = {f"{name}-{re.sub(r'[-_.]+', '-', version)}".lower()
+              for name, version in carried().items() if name != "adafruit-blinka"}
+    assert infos == wanted
+    tops = {p.name for p in lib.iterdir()}
+    assert "micropython" in tops and not tops & BLINKA
+    # The launchers put this directory before the standard library: it must shadow none of it.
+    assert not {name.removesuffix(".py") for name in tops} & sys.stdlib_module_names
+    assert (lib / "busio.py").read_text() == (PACKAGING / "busio.py").read_text()
+    assert not (lib / "bin").exists()
+
+
+def test_units_as_in_the_repository(unpacked: Path, control: Path) -> None:
+    for unit in repo_units():
+        assert (unpacked / "lib/systemd/system" / unit).read_bytes() == (TOP / "systemd" / unit).read_bytes()
+    # Sockets first, so the postinst starts and the prerm stops the socket before its service.
+    order = sorted(repo_units(), key=lambda unit: not unit.endswith(".socket"))
+    for script in ("postinst", "prerm", "postrm"):
+        assert f'units="{" ".join(order)}"' in (control / script).read_text()
+
+
+def test_lintian_finds_no_error(deb: Path) -> None:
+    if shutil.which("lintian") is None:
+        pytest.skip("lintian is not installed (apt-get install lintian)")
+    done = subprocess.run(["lintian", "--display-level", ">=warning", str(deb)],
+                          capture_output=True, text=True, timeout=300)
+    tags = re.findall(r"^([EW]): plugd[^:]*: (\S+)", done.stdout, re.M)
+    errors = [tag for level, tag in tags if level == "E"]
+    warnings = [tag for level, tag in tags if level == "W" and tag not in LINTIAN_ACCEPTED]
+    assert not errors and not warnings, done.stdout
+
+
+def test_page_references_no_other_host(unpacked: Path) -> None:
+    """The page loads nothing from elsewhere: no scheme://host, no //host, outside comments."""
+    www = unpacked / "usr/share/plugd/www"
+    found = []
+    for path in www.rglob("*"):
+        if path.suffix not in (".html", ".js", ".mjs", ".css", ".svg", ".json", ".webmanifest"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        # Comments load nothing (a vendored library's banner names its home).
+        text = re.sub(r"/\*.*?\*/|<!--.*?-->", "", text, flags=re.S)
+        if path.suffix == ".svg":  # its namespaces are names, never fetched
+            text = re.sub(r'xmlns(:\w+)?="[^"]*"', "", text)
+        for pattern in (r"\b[a-z][a-z0-9+.-]*://[\w.-]",       # http://host, wss://host...
+                        r"""["'`(]\s*//[\w-]+\.[\w.-]""",     # "//host.tld", url(//host)
+                        r"@import\s+(url\()?\s*[\"']?[a-z]+:"):
+            found += [f"{path.relative_to(www)}: {m.group(0)}" for m in re.finditer(pattern, text)]
+    assert not found
+
+
+# --- the unpacked tree, run with Debian's python3 -------------------------------------------
+
+
+def debian_python() -> None:
+    """Skip unless /usr/bin/python3 is >= 3.11 and has what the package takes from Debian."""
+    if not DEBIAN_PYTHON.exists():
+        pytest.skip("no /usr/bin/python3")
+    modules = ", ".join(FROM_DEBIAN.values())
+    check = subprocess.run([DEBIAN_PYTHON, "-I", "-c",
+                            f"import sys; assert sys.version_info >= (3, 11); import {modules}"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        pytest.skip("/usr/bin/python3 must be >= 3.11 with the packages plugd takes from Debian: "
+                    f"apt-get install {' '.join(FROM_DEBIAN)}\n{check.stderr.strip()}")
+
+
+def test_launchers_run_with_debian_python(unpacked: Path) -> None:
+    debian_python()
+    for name in ("plugd", "plugctl"):
+        assert (unpacked / "usr/bin" / name).read_text().startswith("#!/usr/bin/python3 -I\n")
+    assert run(unpacked / "usr/bin/plugd", "--version").stdout.strip() == f"plugd {__version__}"
+    assert "usage: plugctl" in run(unpacked / "usr/bin/plugctl", "--help").stdout
+
+
+IMPORTS = """
+import sys
+sys.path.insert(0, sys.argv[1])  # as the launchers do
+from plugd.hardware.sim.gpio import install
+install()  # RPi.GPIO: from python3-rpi-lgpio | python3-rpi.gpio on a Pi
+import adafruit_ads1x15.ads1115, adafruit_ads1x15.analog_in, adafruit_ads1x15.ads1x15
+import gpiozero.pins.mock, tm1637, smbus2, zeroconf.asyncio, websockets.asyncio.server
+import plugd.daemon, plugd.ctl, plugd.mdns, plugd.systemd, plugd.hardware.i2c
+from importlib.metadata import entry_points
+assert "lgpio" in {e.name for e in entry_points(group="gpiozero_pin_factories")}
+for name, module in sorted(sys.modules.items()):
+    print(name, getattr(module, "__file__", None) or "-")
+"""
+
+
+def test_imports_come_from_the_package_or_its_dependencies(unpacked: Path) -> None:
+    """Every library plugd imports, from /usr/lib/plugd or a Depends; never Blinka."""
+    debian_python()
+    lib = unpacked / "usr/lib/plugd"
+    out = run(DEBIAN_PYTHON, "-I", "-B", "-c", IMPORTS, lib).stdout
+    stdlib = run(DEBIAN_PYTHON, "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+    from_elsewhere = {}
+    for line in out.splitlines():
+        name, file = line.split(" ", 1)
+        if file == "-" or file.startswith((str(lib) + "/", stdlib.stdout.strip() + "/")):
+            continue
+        from_elsewhere[name.split(".")[0]] = file
+    from_elsewhere.pop("_distutils_hack", None)  # Debian's setuptools hooks every interpreter
+    assert set(from_elsewhere) <= set(FROM_DEBIAN.values()), from_elsewhere
+    assert not {line.split(" ")[0].split(".")[0] for line in out.splitlines()} & BLINKA
+
+
+def wait_for_page(url: str, process: subprocess.Popen[str], timeout: float = 20) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, f"plugd exited: {process.communicate()[1]}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                return answer.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_simulated_plug_runs_from_the_unpacked_tree(unpacked: Path, tmp_path: Path) -> None:
+    debian_python()
+    www = unpacked / "usr/share/plugd/www"
+    state = tmp_path / "state"
+    # The unpacked page is not in /usr/share/plugd/www, where find_www looks: name it.
+    config = tmp_path / "plugd.toml"
+    config.write_text(f'[http]\nbind = "127.0.0.1"\nwww_dir = "{www}"\n')
+    http_port = free_port(socket.SOCK_STREAM)
+    daemon = subprocess.Popen(
+        [str(unpacked / "usr/bin/plugd"), "--simulate", "--config", str(config), "--state-dir", str(state),
+         "--http-port", str(http_port), "--udp-port", str(free_port()), "--broadcast", "127.255.255.255",
+         "--node-id", "4343", "--node-name", "DebPlug"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_page(f"http://127.0.0.1:{http_port}/", daemon) == (www / "index.html").read_bytes()
+        token = ["--token-file", str(state / "cli-token")] if (state / "cli-token").exists() else []
+        status = run(unpacked / "usr/bin/plugctl", "--port", http_port, *token, "status", timeout=30).stdout
+        assert "DebPlug" in status and f"plugd {__version__}" in status
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=15)
+        assert daemon.returncode == 0, err
+        assert "plugd stopped" in err
+        assert (state / "things.json").is_file()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+
+
+# --- maintainer scripts ---------------------------------------------------------------------
+
+#: Stand-ins that record their calls: deb-systemd-helper answers was-enabled with 1 (the admin
+#: disabled the unit) when STUB_DISABLED is set, else 0.
+STUB = """#!/bin/sh
+echo "${0##*/} $*" >>"$STUB_LOG"
+[ "$1 $2" != "--quiet was-enabled" ] || [ -z "$STUB_DISABLED" ]
+"""
+
+
+def stubs(directory: Path, *names: str) -> Path:
+    directory.mkdir()
+    for name in names:
+        (directory / name).write_text(STUB)
+        (directory / name).chmod(0o755)
+    return directory
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("dpkg --root and mount namespaces need root")
+
+
+def test_maintainer_scripts_in_a_throwaway_root(deb: Path, tmp_path: Path) -> None:
+    """dpkg --root installs, reinstalls, removes and purges into a bare directory, running the
+    scripts without chroot (DPKG_ROOT set): enablement, byte-code, conffile and state."""
+    needs_root()
+    root = tmp_path / "root"
+    for sub in ("info", "updates", "triggers"):
+        (root / "var/lib/dpkg" / sub).mkdir(parents=True)
+    for name in ("status", "available"):
+        (root / "var/lib/dpkg" / name).touch()
+    log = tmp_path / "calls"
+    log.touch()
+    # The host's systemd must never be asked anything: these record it if it were.
+    path = f"{stubs(tmp_path / 'stubs', 'deb-systemd-invoke', 'systemctl')}:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "STUB_LOG": str(log)}
+
+    def dpkg(*args: str | Path) -> None:
+        run("dpkg", f"--root={root}", "--force-script-chrootless", "--force-depends",
+            "--force-confold", "--log=/dev/null", *args, env=env, stdin=subprocess.DEVNULL)
+
+    def status() -> str:
+        return run("dpkg", f"--root={root}", "--status", "plugd").stdout.split("Status: ")[1].split("\n")[0]
+
+    lib, conffile = root / "usr/lib/plugd", root / "etc/plugd/plugd.toml"
+    wants = {root / "etc/systemd/system/sockets.target.wants/plugd.socket",
+             root / "etc/systemd/system/multi-user.target.wants/plugd.service"}
+    state = root / "var/lib/private/plugd"
+
+    dpkg("--install", deb)
+    assert status() == "install ok installed"
+    assert (lib / "plugd/__pycache__").is_dir(), "postinst byte-compiles the private directory"
+    assert all(link.is_symlink() for link in wants), "postinst enables the socket and the service"
+    # The state a DynamicUser= service leaves, and an admin's edit.
+    state.mkdir(parents=True)
+    (state / "things.json").write_text("{}")
+    (root / "var/lib/plugd").symlink_to("private/plugd")
+    conffile.write_text(conffile.read_text() + "\n# edited by the admin\n")
+    for link in wants:  # as `systemctl disable plugd.socket plugd.service` leaves it
+        link.unlink()
+
+    dpkg("--install", deb)  # an upgrade in place: prerm upgrade, then postinst configure <old>
+    assert "# edited by the admin" in conffile.read_text()
+    assert not any(link.exists() for link in wants), "an upgrade keeps the admin's disable"
+
+    dpkg("--remove", "plugd")
+    assert status() == "deinstall ok config-files"
+    assert not lib.exists(), "prerm drops the byte-code, so dpkg can remove the directory"
+    assert "# edited by the admin" in conffile.read_text()
+    assert (state / "things.json").is_file() and (root / "var/lib/plugd").is_symlink()
+
+    dpkg("--purge", "plugd")
+    assert "plugd" not in run("dpkg", f"--root={root}", "--get-selections").stdout
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if not p.is_dir() and not str(p.relative_to(root)).startswith("var/lib/dpkg"))
+    assert left == [], "purge leaves nothing: no conffile, state, or enablement"
+    assert not (root / "etc/plugd").exists() and not (root / "var/lib/plugd").is_symlink()
+    assert log.read_text() == ""
+
+
+#: Runs the scripts where systemd seems to run: /run/systemd/system exists, in a mount namespace
+#: whose /run, /var/lib (and /usr/lib/plugd, if this machine has one) are empty tmpfs.
+NAMESPACE = """
+set -e
+mount -t tmpfs plugd-test /run
+mkdir -p /run/systemd/system
+mount -t tmpfs plugd-test /var/lib
+[ ! -d /usr/lib/plugd ] || mount -t tmpfs plugd-test /usr/lib/plugd
+mkdir -p /var/lib/private/plugd
+ln -s private/plugd /var/lib/plugd
+step() { echo "== $*" >>"$STUB_LOG"; "$CONTROL/$@"; }
+state() {
+    if [ -e /var/lib/private/plugd ] || [ -L /var/lib/plugd ]; then echo "state kept"
+    else echo "state gone"; fi >>"$STUB_LOG"
+}
+step postinst configure
+step prerm upgrade 0.0.1
+STUB_DISABLED=1 step postinst configure 0.0.1
+step prerm remove
+step postrm remove
+state
+step postrm purge
+state
+"""
+
+
+def test_maintainer_scripts_with_systemd_running(control: Path, tmp_path: Path) -> None:
+    """The branch a Pi takes: units started, stopped and forgotten through the helpers."""
+    needs_root()
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare (util-linux)")
+    log = tmp_path / "calls"
+    bin_dir = stubs(tmp_path / "stubs", "deb-systemd-helper", "deb-systemd-invoke", "systemctl", "python3")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log),
+           "CONTROL": str(control)}
+    env.pop("DPKG_ROOT", None)
+    done = subprocess.run(["unshare", "--mount", "sh", "-c", NAMESPACE], env=env,
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "unshare failed" in done.stderr:
+        pytest.skip(f"no mount namespace here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    steps: dict[str, list[str]] = {}
+    for line in log.read_text().splitlines():
+        if line.startswith("== "):
+            current = steps.setdefault(line[3:], [])
+        else:
+            current.append(line)
+    units = " ".join(sorted(repo_units(), key=lambda unit: not unit.endswith(".socket")))
+    enable = [f"deb-systemd-helper {verb} {unit}" for unit in units.split()
+              for verb in ("--quiet was-enabled", "enable")]
+    keep = [f"deb-systemd-helper {verb} {unit}" for unit in units.split()
+            for verb in ("--quiet was-enabled", "update-state")]
+    compile_ = "python3 -m compileall -q -d /usr/lib/plugd /usr/lib/plugd"
+    reload, start, stop = ("systemctl --system daemon-reload", f"deb-systemd-invoke start {units}",
+                           f"deb-systemd-invoke stop {units}")
+    assert steps == {
+        "postinst configure": [compile_, *enable, reload, start],
+        "prerm upgrade 0.0.1": [stop],
+        "postinst configure 0.0.1": [compile_, *keep, reload, start],  # the admin's "disabled" stays
+        "prerm remove": [stop],
+        "postrm remove": [reload, "state kept"],
+        "postrm purge": [f"deb-systemd-helper purge {units}", reload, "state gone"],
+    }
