@@ -7,7 +7,15 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 READY  := $(VENV)/.ready-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench clean
+# What the whole test suite needs from Debian: the systemd bindings' build, systemd-analyze,
+# seccomp for the sandbox test, lintian and what the .deb takes from Debian, and Chromium for
+# the browser tests (Playwright drives the distribution's browser, it downloads none).
+TEST_DEBS := gcc pkg-config libsystemd-dev systemd python3-seccomp iproute2 util-linux \
+             lintian python3-colorzero python3-smbus2 python3-systemd python3-typing-extensions \
+             chromium fonts-dejavu-core
+TEST_READY := $(VENV)/.test-ready-$(shell echo $(TEST_DEBS) | cat - setup.cfg | cksum | cut -d' ' -f1)
+
+.PHONY: run test bench deb clean
 
 $(READY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,12 +31,21 @@ run: $(READY)
 	@echo "plugd: page at http://localhost:8080, mesh on loopback; plugctl: $(VENV)/bin/plugctl --port 8080 status"
 	$(VENV)/bin/plugd --simulate
 
-test: $(READY)
-	$(VENV)/bin/ruff check plugd tests bench
+$(TEST_READY): $(READY)
+	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(TEST_DEBS); }
+	$(PY) -m pip install --quiet -e '.[test,systemd]' 'playwright>=1.40'
+	rm -f $(VENV)/.test-ready-* && touch $@
+
+test: $(TEST_READY)
+	$(VENV)/bin/ruff check plugd tests bench packaging
 	$(PY) -m pytest
 
 bench: $(READY)
 	$(PY) -m bench
 
+deb: $(READY)
+	PYTHON=$(PY) packaging/deb/build
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

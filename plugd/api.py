@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -455,3 +456,15 @@ async def _import_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     await plug.save_things()
     plug.record("config", "configuration imported", api.cause)
     return api.answer("response_import_config", success=True)
+
+
+@command("simulate_hang")
+async def _simulate_hang(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Only under --simulate: block the event loop, as a bug would, to see the watchdog act."""
+    if api.host.simulation is None:
+        raise ValidationError("command", "simulate_hang works only under --simulate")
+    seconds = read_float(msg, "seconds", "message")
+    if not 0 < seconds <= 60:
+        raise ValidationError("message.seconds", f"must be between 0 and 60, got {seconds:g}")
+    time.sleep(seconds)  # on purpose: nothing else runs meanwhile
+    return api.answer("response_simulate_hang", success=True)

@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 
 class Running:
     def __init__(self, tmp: Path, *extra: str, udp_port: int | None = None, node_id: int = 4242,
-                 name: str | None = "SimPlug") -> None:
+                 name: str | None = "SimPlug", env: dict[str, str] | None = None) -> None:
         self.http = free_port(socket.SOCK_STREAM)
         self.udp = udp_port or free_port()
         self.state = tmp / f"state-{node_id}"
@@ -29,7 +29,8 @@ class Running:
         args = [str(BIN / "plugd"), "--simulate", "--http-port", str(self.http), "--udp-port",
                 str(self.udp), "--state-dir", str(self.state), "--node-id", str(node_id),
                 *(["--node-name", name] if name else []), *extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log.open("w"),
+                                     env=env)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -220,3 +221,50 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
                                "--udp-port", str(free_port()), "--state-dir", str(tmp_path)],
                               capture_output=True, text=True, timeout=30, env={**os.environ})
     assert done.returncode == 1 and "cannot start" in done.stderr
+
+
+def test_systemd_sees_ready_status_and_watchdog_pings_that_stop_while_the_loop_hangs(tmp_path):
+    notify = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(notify))
+        sock.settimeout(15)
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "200000"}
+        plug = Running(tmp_path, env=env)
+        try:
+            messages: list[tuple[float, str]] = []
+
+            def until(check) -> None:
+                while not check():
+                    messages.append((time.monotonic(), sock.recv(4096).decode()))
+
+            until(lambda: any("READY=1" in m for _, m in messages))
+            ready = next(m for _, m in messages if "READY=1" in m)
+            assert "STATUS=relay off" in ready and "nodes online" in ready
+            until(lambda: sum(m == "WATCHDOG=1" for _, m in messages) >= 5)
+            hang = subprocess.Popen([sys.executable, "-c", HANG, str(plug.http),
+                                     str(plug.state / "cli-token")])
+            # the loop is blocked for 2 s: pings stop, then come back
+            start = time.monotonic()
+            until(lambda: time.monotonic() - start > 4 and messages[-1][1] == "WATCHDOG=1")
+            assert hang.wait(timeout=30) == 0
+            pings = [t for t, m in messages if m == "WATCHDOG=1" and t > start - 1]
+            longest = max(b - a for a, b in zip(pings, pings[1:]))
+            assert longest > 1.5  # silence while it hung; systemd would have restarted it
+            assert plug.stop() == 0
+            until(lambda: any("STOPPING=1" in m for _, m in messages))
+        finally:
+            if plug.proc.poll() is None:
+                plug.proc.kill()
+
+
+HANG = """
+import asyncio, json, sys
+from websockets.asyncio.client import connect
+async def main():
+    async with connect(f"ws://127.0.0.1:{sys.argv[1]}/ws") as ws:
+        await ws.send(json.dumps({"command": "login", "token": open(sys.argv[2]).read().strip()}))
+        await ws.send(json.dumps({"command": "simulate_hang", "seconds": 2}))
+        while json.loads(await ws.recv())["command"] != "response_simulate_hang":
+            pass
+asyncio.run(main())
+"""
