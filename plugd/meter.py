@@ -180,6 +180,8 @@ class Meter:
 
     def calibrate(self, what: str, value: float | None) -> Calibration:
         """A new calibration from the last reading; raises ValidationError when it cannot."""
+        if what == "reset":
+            return Calibration(voltage=self.config.meter.volts, power_factor=self.config.meter.power_factor)
         window = self.last
         if window is None:
             raise ValidationError("what", "there is no reading yet; wait a second and retry")
@@ -189,8 +191,6 @@ class Meter:
             if relay_on:
                 raise ValidationError("what", "switch the relay off to calibrate the zero")
             return replace(cal, zero_volts=window.offset)
-        if what == "reset":
-            return Calibration(voltage=self.config.meter.volts, power_factor=self.config.meter.power_factor)
         if value is None:
             raise ValidationError("value", f"calibrating {what} needs the known value")
         if what == "voltage":
