@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, send_udp
+from conftest import free_port, send_udp, wait_for
 from plugd.wire import decode
 
 BIN = Path(sys.executable).parent
@@ -69,17 +69,6 @@ def running(tmp_path):
         if r.proc.poll() is None:
             r.proc.kill()
             r.proc.wait()
-
-
-def wait_for(check, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def listener(port: int) -> socket.socket:

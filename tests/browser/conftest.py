@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from conftest import free_port, wait_for  # tests/conftest.py, the suite's shared helpers
+
 CHROMIUM = os.environ.get("PLUGD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -64,23 +66,6 @@ def expect(target: Any, *args: Any, **kwargs: Any) -> Any:
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect(target, *args, **kwargs)
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Plugd:
