@@ -19,7 +19,6 @@ import json
 import math
 import multiprocessing
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.harness import free_port, percentile
+from bench.harness import free_port, stop_process, percentile
 from bench.report import Row, run_alone
 
 NAME = "Fan-out"
@@ -71,17 +70,6 @@ def _start(folder: Path, notify: Path, http_port: int) -> subprocess.Popen[bytes
     env.pop("JOURNAL_STREAM", None)  # keep the log on our stderr file
     return subprocess.Popen(args, stdout=subprocess.DEVNULL,
                             stderr=open(folder / "stderr", "wb"), env=env)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is not None:
-        return proc.returncode
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
 
 
 async def _record(ws: ClientConnection, log: list[tuple[float, float]], count: list[int]) -> None:
@@ -217,7 +205,7 @@ def run(processes: int = PROCESSES) -> list[Row]:
                 worker.join(timeout=10)
                 if worker.is_alive():
                     worker.kill()
-            code = _stop(proc)
+            code = stop_process(proc)
         log = (folder / "stderr").read_text(errors="replace").splitlines()
     errors = sum(line.startswith(("ERROR", "CRITICAL")) for line in log)
     dropped = sum("closing a WebSocket client" in line for line in log)

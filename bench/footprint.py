@@ -15,7 +15,6 @@ thread) is told apart from growth with packets.
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -91,17 +90,6 @@ def logged_errors(log: Path) -> int:
                if line.startswith(("ERROR ", "CRITICAL ")))
 
 
-def stop(process: subprocess.Popen[bytes]) -> int | None:
-    """SIGTERM, as systemd stops it; the exit code, or None if it had to be killed."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return None
-
-
 @contextmanager
 def plugd_process(tmp: Path, udp_port: int, http_port: int) -> Iterator[subprocess.Popen[bytes]]:
     """`plugd --simulate` on our ports, listening; killed on the way out if still running.
@@ -141,7 +129,7 @@ def measure() -> list[Row]:
                 sent = sender.wait()
             status = settled_status(http_port)
             after, peak = memory_mb(process.pid), memory_mb(process.pid, "VmHWM")
-            exit_code = stop(process)
+            exit_code = harness.stop_process(process, STOP_TIMEOUT)
         errors = logged_errors(Path(tmp, "plugd.log"))
 
     counters = status["counters"]

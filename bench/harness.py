@@ -11,7 +11,9 @@ import asyncio
 import json
 import logging
 import math
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -132,3 +134,16 @@ async def save_recipe(daemon: Daemon, recipe: dict[str, Any]) -> None:
         json.dumps({"command": "save_recipe", "recipe": recipe}))
     if not answer.get("success"):
         raise RuntimeError(f"the daemon refused recipe {recipe['name']!r}: {answer}")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
+    """SIGTERM, as systemd stops plugd; the exit code, or None if it had to be killed."""
+    if process.poll() is not None:
+        return process.returncode
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None

@@ -8,7 +8,6 @@ times a second), which is the plug's steady state.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -17,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import free_port
+from bench.harness import free_port, stop_process
 from bench.report import Row, run_alone
 
 NAME = "Service"
@@ -32,15 +31,6 @@ def _start(folder: Path, notify: Path) -> subprocess.Popen[bytes]:
             "--broadcast", "127.255.255.255"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "NOTIFY_SOCKET": str(notify)})
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
 
 
 def time_to_ready() -> list[float]:
@@ -59,7 +49,7 @@ def time_to_ready() -> list[float]:
                     pass
                 times.append(time.monotonic() - began)
             finally:
-                _stop(proc)
+                stop_process(proc)
     return times
 
 
@@ -84,7 +74,7 @@ def idle_cpu(seconds: float) -> float:
             time.sleep(seconds)
             return (cpu() - before) / (time.monotonic() - began)
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 def run(seconds: float = IDLE_SECONDS) -> list[Row]:
