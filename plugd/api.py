@@ -10,6 +10,7 @@ a logged-in session (or `http.allow_unauthenticated_changes`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -345,7 +346,8 @@ async def _login(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
         ok = auth.check_cli_token(_text(msg, "token"), api.who, now)
         why = "wrong token"
     else:
-        ok = auth.check_password(_text(msg, "password"), api.who, now)
+        # scrypt takes a good part of a second on a small Pi: not on the event loop
+        ok = await asyncio.to_thread(auth.check_password, _text(msg, "password"), api.who, now)
         why = "wrong password"
     if not ok:
         plug.record("auth", f"failed login from {api.who}", api.cause)
@@ -371,9 +373,10 @@ async def _change_password(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     auth, plug = api.host.auth, api.plug
     old, new = _text(msg, "old"), _text(msg, "new")
     now = plug.monotonic()
-    if auth.wait_before_login(api.who, now) > 0 or not auth.check_password(old, api.who, now):
+    if auth.wait_before_login(api.who, now) > 0 or not await asyncio.to_thread(
+            auth.check_password, old, api.who, now):
         raise ValidationError("old", "is not the current password")
-    auth.set_password(new)
+    await asyncio.to_thread(auth.set_password, new)
     api.session = auth.new_session(plug.wall())
     await plug.writer.save(AUTH_FILE, auth.dump())
     plug.record("auth", "password changed", api.cause)

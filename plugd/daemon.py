@@ -148,9 +148,6 @@ class Daemon:
     async def run(self) -> None:
         await self._stop.wait()
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
     async def stop(self) -> None:
         self.notifier.stopping()
         loop = asyncio.get_running_loop()

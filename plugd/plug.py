@@ -274,16 +274,16 @@ class Plug:
 
     # --- persistence --------------------------------------------------------
 
-    def save_later(self, name: str, data: Any) -> asyncio.Task[None] | None:
+    def save_later(self, name: str, data: Any) -> None:
         """Save in the background (the caller does not wait); failures are logged."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a synchronous test): write at once
             self.state.write(name, dump(data))
-            return None
+            return
         task = loop.create_task(self.writer.save(name, dump(data)))
+        # The writer logs a failed write; retrieving the exception keeps asyncio quiet about it.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return task
 
     async def save_things(self) -> None:
         await self.writer.save(THINGS_FILE, dump(self.things_json()))
