@@ -6,6 +6,11 @@ the login and settings commands) are additions. Bad input gets
 `{"command": "error", "error": ...}` naming the field, and nothing stored
 changes. Reading is open unless `http.open_reading` is off; every change needs
 a logged-in session (or `http.allow_unauthenticated_changes`).
+
+A success answer leaves once the change is on disk, so a crash right after it
+loses nothing. A change that cannot be written (a full disk) is answered with
+an error and is not in force, except a relay switch: the relay stays switched
+and the error says it was not saved.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from plugd import settings
 from plugd.auth import AUTH_FILE
-from plugd.errors import PlugdError, ValidationError
+from plugd.errors import PlugdError, StoreError, ValidationError
+from plugd.hardware.sim.ads1115 import FAULTS as ADC_FAULTS
 from plugd.metering import Calibration
 from plugd.model import (
     MAX_NODE_ID,
     OFF,
     ON,
     Recipe,
+    Thing,
     ThingId,
     ThingType,
     describe,
@@ -85,7 +92,7 @@ def _nested(msg: dict[str, Any], key: str) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ValidationError(key, "is a string that is not valid JSON") from None
     return require_object(value, key)
 
@@ -133,10 +140,11 @@ class Api:
             except (ValueError, RecursionError):
                 raise ValidationError("", "the message is not valid JSON") from None
             msg = require_object(msg, "message")
-            request_name = msg.get("command")
-            if not isinstance(request_name, str):
+            name = msg.get("command")
+            if not isinstance(name, str):
                 raise ValidationError("command", "is missing" if "command" not in msg
-                                      else f"expected a string, got {describe(request_name)}")
+                                      else f"expected a string, got {describe(name)}")
+            request_name = name  # echoed in an error answer: never a NaN or an object sent back
             handler = COMMANDS.get(request_name)
             if handler is None:
                 return self.answer("response_default")
@@ -192,11 +200,37 @@ async def _save_thing(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
                                                 f"{thing.type.name} and cannot change type")
     override = read_bool(obj, "override", "thing") if "override" in obj else thing.override
     value = _settable_value(plug, thing_id, obj, "thing.value") if "value" in obj else thing.value
+    # The value first: switching override off hands the thing to its recipes, which decide last.
+    plug.set_thing(thing_id, value, api.cause)
     if override != thing.override:
         plug.set_override(thing_id, override, api.cause)
-    plug.set_thing(thing_id, value, api.cause)
-    await plug.save_things()
+    await _save_things(api, thing, value, override)
     return api.answer("response_save_thing", success=True, thing=plug.things[thing_id].to_json())
+
+
+async def _save_things(api: Api, before: Thing, value: float, override: bool) -> None:
+    """Save the things after a user's change; if that fails, take back what can be taken back.
+
+    A value or an override flag lives only here: it is put back (unless another
+    change came since) and the answer says nothing changed. A relay that was
+    switched stays switched: the load already felt it, and switching it back
+    would be a second surprise; the answer says it was not saved, so a restart
+    would bring back the saved state.
+    """
+    plug = api.plug
+    try:
+        await plug.save_things()
+    except StoreError as err:
+        thing = plug.things[before.id]
+        if thing.override == override != before.override:
+            plug.set_override(before.id, before.override, api.cause)
+        if before.id == ThingId.PLUG and value != before.value:
+            raise StoreError(f"the relay is switched {'on' if thing.value == ON else 'off'}, but "
+                             f"that could not be saved (a restart would bring back the saved "
+                             f"state): {err}") from None
+        if thing.value == value != before.value:
+            plug.set_thing(before.id, before.value, api.cause)
+        raise StoreError(f"nothing changed: {err}") from None
 
 
 def _settable_value(plug: Plug, thing_id: int, obj: dict[str, Any], field: str) -> float:
@@ -217,6 +251,13 @@ async def _save_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     """Replace the recipe with that id, or add it; without an id (or 0) a new id is given."""
     plug = api.plug
     obj = dict(_nested(msg, "recipe"))
+    async with plug.recipes_lock:
+        return await _store_recipe(api, obj)
+
+
+async def _store_recipe(api: Api, obj: dict[str, Any]) -> dict[str, Any]:
+    """Under the recipe lock: the new id and the list it joins are read at the same moment."""
+    plug = api.plug
     if obj.get("id") in (None, 0):
         obj["id"] = plug.recipes.next_id()
     recipe = Recipe.from_json(obj)
@@ -243,7 +284,8 @@ async def _save_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 @command("delete_recipe")
 async def _delete_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     recipe_id = read_int(msg, "id", "message", low=1, high=MAX_NODE_ID)
-    await api.plug.store_recipes(api.plug.recipes.without(recipe_id))
+    async with api.plug.recipes_lock:
+        await api.plug.store_recipes(api.plug.recipes.without(recipe_id))
     api.plug.record("recipe", f"recipe {recipe_id} deleted", api.cause)
     return api.answer("response_delete_recipe", success=True, id=recipe_id)
 
@@ -252,7 +294,8 @@ async def _delete_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 async def _move_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     recipe_id = read_int(msg, "id", "message", low=1, high=MAX_NODE_ID)
     index = read_int(msg, "index", "message")
-    await api.plug.store_recipes(api.plug.recipes.moved(recipe_id, index))
+    async with api.plug.recipes_lock:
+        await api.plug.store_recipes(api.plug.recipes.moved(recipe_id, index))
     return api.answer("response_move_recipe", success=True, recipes=_recipes_json(api.plug))
 
 
@@ -263,10 +306,11 @@ async def _switch(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     plug = api.plug
     current = plug.things[ThingId.PLUG].value
     targets = {"on": ON, "off": OFF, "toggle": OFF if current == ON else ON}
-    if state not in targets:
+    if not isinstance(state, str) or state not in targets:  # a list or object is unhashable
         raise ValidationError("state", f"expected \"on\", \"off\" or \"toggle\", got {describe(state)}")
+    before = plug.things[ThingId.PLUG]
     plug.set_thing(ThingId.PLUG, targets[state], api.cause)
-    await plug.save_things()
+    await _save_things(api, before, targets[state], before.override)
     return api.answer("response_switch", success=True, relay=plug.things[ThingId.PLUG].value == ON)
 
 
@@ -313,6 +357,29 @@ async def _simulate_load(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     return api.answer("response_simulate_load", success=True, watts=watts)
 
 
+@command("simulate_fault")
+async def _simulate_fault(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Only under --simulate: break a chip, to see what the plug and its page do.
+
+    `{"chip": "adc", "fault": "nack" | "gone" | "garbage" | "stuck" | null}` or
+    `{"chip": "display", "fault": true | false}`.
+    """
+    simulation = api.host.simulation
+    if simulation is None:
+        raise ValidationError("command", "simulate_fault works only under --simulate")
+    chip, fault = msg.get("chip"), msg.get("fault")
+    if chip == "adc":
+        if fault not in ADC_FAULTS:
+            raise ValidationError("message.fault", f"expected one of {list(ADC_FAULTS)}, "
+                                  f"got {describe(fault)}")
+        simulation.adc.fault = fault
+    elif chip == "display":
+        simulation.gpio.fail = read_bool(msg, "fault", "message")
+    else:
+        raise ValidationError("message.chip", f"expected 'adc' or 'display', got {describe(chip)}")
+    return api.answer("response_simulate_fault", success=True, chip=chip, fault=fault)
+
+
 # --- sessions ---------------------------------------------------------------------------
 
 
@@ -352,8 +419,13 @@ async def _login(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     if not ok:
         plug.record("auth", f"failed login from {api.who}", api.cause)
         return api.answer("response_login", success=False, error=why)
-    api.session = auth.new_session(plug.wall())
-    await plug.writer.save(AUTH_FILE, auth.dump())
+    session = auth.new_session(plug.wall())
+    try:
+        await plug.writer.save(AUTH_FILE, auth.dump())
+    except StoreError:
+        auth.end_session(session)  # refused, so not logged in either
+        raise
+    api.session = session
     return api.answer("response_login", success=True, ticket=auth.ticket_for(api.session, now),
                       initialPassword=auth.initial_password_in_use())
 
@@ -376,9 +448,15 @@ async def _change_password(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     if auth.wait_before_login(api.who, now) > 0 or not await asyncio.to_thread(
             auth.check_password, old, api.who, now):
         raise ValidationError("old", "is not the current password")
+    before, session = auth.credentials, api.session
     await asyncio.to_thread(auth.set_password, new)
     api.session = auth.new_session(plug.wall())
-    await plug.writer.save(AUTH_FILE, auth.dump())
+    try:
+        await plug.writer.save(AUTH_FILE, auth.dump())
+    except StoreError:
+        auth.credentials, api.session = before, session  # the old password stays the password
+        raise
+    auth.forget_initial_password()
     plug.record("auth", "password changed", api.cause)
     return api.answer("response_change_password", success=True,
                       ticket=auth.ticket_for(api.session, now))
@@ -450,13 +528,23 @@ async def _import_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     calibration = None
     if config.get("calibration") is not None and meter is not None:
         calibration = Calibration.from_json(config["calibration"])
-    await plug.store_recipes(recipes)
-    await api.host.save_settings(changes)
-    if calibration is not None and meter is not None:
-        await meter.store_calibration(calibration)
-    for thing_id, override in overrides.items():
-        plug.set_override(thing_id, override, api.cause)
-    await plug.save_things()
+    # Each part is stored whole or not at all; a disk failing between parts is told exactly.
+    stored: list[str] = []
+    try:
+        async with plug.recipes_lock:
+            await plug.store_recipes(recipes)
+        stored.append("the recipes")
+        await api.host.save_settings(changes)
+        stored.append("the settings")
+        if calibration is not None and meter is not None:
+            await meter.store_calibration(calibration)
+            stored.append("the calibration")
+        for thing_id, override in overrides.items():
+            plug.set_override(thing_id, override, api.cause)
+        await plug.save_things()
+    except StoreError as err:
+        raise StoreError(f"the import stopped ({' and '.join(stored) or 'nothing'} stored, "
+                         f"the rest not): {err}") from None
     plug.record("config", "configuration imported", api.cause)
     return api.answer("response_import_config", success=True)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -85,11 +84,7 @@ class Auth:
         self._failures: dict[str, deque[float]] = {}
 
     def _write_secret(self, name: str, text: str) -> None:
-        path = self.state.path / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text + "\n")
-        os.chmod(path, 0o600)
+        self.state.write(name, (text + "\n").encode(), mode=0o600)
 
     def _first_start(self) -> Credentials:
         password = secrets.token_urlsafe(9)
@@ -182,6 +177,9 @@ class Auth:
             raise ValidationError("new", f"must be at least {MIN_PASSWORD} characters")
         salt = secrets.token_bytes(16)
         self.credentials = Credentials(salt, hash_password(new, salt))
+
+    def forget_initial_password(self) -> None:
+        """Once the new password is on disk: until then the initial one may still be the one."""
         try:
             (self.state.path / INITIAL_PASSWORD_FILE).unlink()
         except FileNotFoundError:

@@ -8,6 +8,7 @@ that does something else than the user wrote.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 import typing
@@ -47,6 +48,22 @@ def _one_of(*choices: str) -> typing.Callable[[str], str | None]:
         f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
 
 
+MIN_MESH_KEY = 16
+
+
+def _mesh_key(value: str) -> str | None:
+    if value and len(value) < MIN_MESH_KEY:
+        return f"must be empty (no signing) or at least {MIN_MESH_KEY} characters, got {len(value)}"
+    return None
+
+
+def _node_ids(value: list[int]) -> str | None:
+    for item in value:
+        if not 0 < item <= MAX_NODE_ID:
+            return f"{item} is not a node id 1..{MAX_NODE_ID}"
+    return None
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     #: 0 derives the id from the MAC address, as the ESP8266 chip id.
@@ -69,6 +86,10 @@ class MeshConfig:
     max_nodes: int = field(default=256, metadata=_check(
         lambda v: None if 1 <= v <= 100_000 else f"must be between 1 and 100000, got {v}"))
     max_changes_per_second: float = field(default=10.0, metadata=_check(_positive))
+    #: Shared key: sign what we send, refuse what is not signed with it (see plugd.meshkey).
+    mesh_key: str = field(default="", metadata=_check(_mesh_key))
+    #: With a mesh key: node ids whose unsigned datagrams are still accepted (ESP8266 nodes).
+    trusted_esp_nodes: list[int] = field(default_factory=list, metadata=_check(_node_ids))
 
 
 def _origins(value: list[str]) -> str | None:
@@ -240,7 +261,7 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 
 def _type_name(kind: Any) -> str:
     if typing.get_origin(kind) is list:
-        return f"a list of {_type_name(typing.get_args(kind)[0])[2:]}s"
+        return f"a list of {_type_name(typing.get_args(kind)[0]).split(' ', 1)[1]}s"
     return _TYPE_NAMES[kind]
 
 
@@ -250,8 +271,16 @@ def _coerce(key: str, kind: Any, value: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(key, f"expected {_type_name(kind)}, got {_toml_type(value)}")
         return [_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # TOML has inf, nan and integers longer than any float: no limit or interval is one.
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            shown = value if isinstance(value, float) else f"an integer of {len(str(abs(value)))} digits"
+            raise ConfigError(key, f"must be a finite number, got {shown}")
+        return number
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
         raise ConfigError(key, f"expected {_type_name(kind)}, got {_toml_type(value)}")
     return value
@@ -307,8 +336,9 @@ def parse(text: str, overrides: dict[str, Any] | None = None, *, simulate: bool 
     """Read TOML text, then `overrides` (dotted keys from the command line) on top."""
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError("", f"{origin} is not valid TOML: {err}") from None
+    except (ValueError, RecursionError) as err:  # also an integer of over 4300 digits
+        why = "it nests too deeply" if isinstance(err, RecursionError) else err
+        raise ConfigError("", f"{origin} is not valid TOML: {why}") from None
     if simulate:
         raw = _apply(raw, simulate_defaults(), keep=True)
     raw = _apply(raw, overrides or {})

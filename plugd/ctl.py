@@ -63,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("value", type=float, nargs="?", help="the known value")
     load = sub.add_parser("load", help="under --simulate: the simulated load in W")
     load.add_argument("watts", type=float)
+    fault = sub.add_parser("fault", help="under --simulate: break a chip (adc nack, gone, garbage, "
+                                         "stuck or none; display on or off)")
+    fault.add_argument("chip", choices=["adc", "display"])
+    fault.add_argument("fault", choices=["nack", "gone", "garbage", "stuck", "none", "on", "off"])
     return p
 
 
@@ -74,6 +78,9 @@ def request_for(args: argparse.Namespace) -> dict[str, Any]:
         return request
     if args.action == "load":
         return {"command": "simulate_load", "watts": args.watts}
+    if args.action == "fault":
+        fault = {"none": None, "on": True, "off": False}.get(args.fault, args.fault)
+        return {"command": "simulate_fault", "chip": args.chip, "fault": fault}
     return REQUESTS[args.action][0]
 
 
@@ -132,6 +139,9 @@ def show(action: str, answer: dict[str, Any]) -> str:
             f"{counters['dropped_full']} dropped (table full), {counters['sent']} sent",
             f"recipes  {answer['recipes']}",
             f"display  {answer['display']!r}" if answer["display"] is not None else "display  none",
+            *(f"FAULT    {what}: {answer[key]}" for key, what in
+              (("relayFault", "the relay does not switch"), ("displayFault", "the display fails"))
+              if answer.get(key)),
             f"uptime   {answer['uptime']:.0f} s, plugd {answer['version']}",
         ])
     if action in ("on", "off", "toggle"):
@@ -143,6 +153,8 @@ def show(action: str, answer: dict[str, Any]) -> str:
                 f"power factor {cal['power_factor']:g}, zero {zero}")
     if action == "load":
         return f"simulated load {answer['watts']:g} W"
+    if action == "fault":
+        return f"simulated {answer['chip']} fault: {answer['fault']}"
     if action == "nodes":
         rows = [("ID", "NAME", "STATE", "ADDRESS", "SEEN", "THINGS")]
         for node in answer["nodes"]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpiozero import Factory
 
-from plugd import __version__, netif, settings
+from plugd import __version__, meshkey, netif, settings
 from plugd.api import Api
 from plugd.auth import Auth
 from plugd.config import Config
@@ -30,7 +30,7 @@ from plugd.hardware.adc import Sampler
 from plugd.hardware.display import Display, Fault, Reading
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
-from plugd.mesh import Broadcaster, MeshEndpoint, Registry, open_socket
+from plugd.mesh import Broadcaster, MeshEndpoint, Registry, kernel_drops, open_socket
 from plugd.mdns import Announcer
 from plugd.meter import Meter
 from plugd.model import ThingId, esp_time, sanitize_name
@@ -70,6 +70,9 @@ class Daemon:
     #: The log filter that summarises repeats; flushed every second.
     repeats: RepeatFilter | None = None
     mdns: Announcer | None = None
+    #: The wall clock (local dates, times shown); durations use time.monotonic, which NTP
+    #: cannot step.
+    wall: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.node_id = self.config.node.id or netif.derive_node_id()
@@ -79,6 +82,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._broadcast_cache: tuple[float, list[str]] = (float("-inf"), [])
         self._status = ""
+        #: One settings save at a time: each merges into what the one before left.
+        self._settings_lock = asyncio.Lock()
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -102,9 +107,13 @@ class Daemon:
                                  offline_after=config.mesh.interval * config.mesh.offline_after)
         self.plug = Plug(
             node_id=self.node_id, node_name=self.node_name, state=state, registry=self.registry,
-            power_on_state=relay.power_on_state,
+            power_on_state=relay.power_on_state, wall=self.wall,
             open_relay=lambda on: Relay(relay.pin, active_high=relay.active_high, initial=on,
                                         pin_factory=factory))
+        if config.mesh.mesh_key:
+            key = config.mesh.mesh_key.encode("utf-8")
+            self.plug.guard = meshkey.Guard(key, config.mesh.trusted_esp_nodes)
+            self.plug.signer = meshkey.Signer(key, meshkey.next_boot(state))
         self.simulation = None
         if config.simulated:
             from plugd.hardware.sim.rig import build
@@ -178,7 +187,7 @@ class Daemon:
 
     def _start_meter(self, loop: asyncio.AbstractEventLoop, factory: Factory | None) -> Meter:
         adc = self.config.adc
-        meter = Meter(self.plug, self.config, loop, time.time)
+        meter = Meter(self.plug, self.config, loop, self.wall)
         if self.simulation is not None:
             emulator = self.simulation.adc
             open_bus: Callable[[], Any] = lambda: emulator
@@ -241,7 +250,7 @@ class Daemon:
                 self._history.append((esp_time(self.plug.wall()), power))
             except Exception:
                 log.exception("clock tick failed")
-            await asyncio.sleep(1.0 - time.time() % 1.0)
+            await asyncio.sleep(1.0 - self.wall() % 1.0)
 
     async def _pet_watchdog(self) -> None:
         """From the event loop itself: when the loop hangs, the pets stop and systemd restarts us."""
@@ -329,9 +338,15 @@ class Daemon:
             "recipes": len(plug.recipes), "clients": len(self.web.clients),
             "broadcast": self.broadcast_targets(), "udpPort": self.config.mesh.udp_port,
             "counters": {name: getattr(counters, name) for name in counters.__slots__},
+            "kernelDrops": kernel_drops(self.endpoint.socket),
+            "signed": plug.signer is not None,
+            "tasks": len(asyncio.all_tasks()),
             "current": plug.things[ThingId.CURRENT].value,
             "valid": {str(t): t not in plug.invalid for t in (ThingId.POWER, ThingId.CURRENT)},
             "tripped": plug.tripped,
+            "relayFault": plug.relay_fault,
+            "displayFault": None if self.display is None or self.display.fault is None
+            else str(self.display.fault),
             "meter": None if self.meter is None else self.meter.view(),
             "display": self._display_text(),
         }
@@ -360,11 +375,12 @@ class Daemon:
 
     async def save_settings(self, changes: dict[str, Any]) -> None:
         """Settings from the page: checked, kept in the state directory, applied at once."""
-        merged = {**self.settings, **changes}
-        new = settings.apply(self.config, changes)
-        await self.plug.writer.save(settings.SETTINGS_FILE, dump(merged))
-        self.settings = merged
-        self._apply_live(new)
+        async with self._settings_lock:
+            merged = {**self.settings, **changes}
+            new = settings.apply(self.config, changes)
+            await self.plug.writer.save(settings.SETTINGS_FILE, dump(merged))
+            self.settings = merged
+            self._apply_live(new)
 
     def _apply_live(self, new: Config) -> list[str]:
         """Make `new` the configuration; return what only a restart applies."""
@@ -375,7 +391,7 @@ class Daemon:
                           if getattr(new.http, k) != getattr(old.http, k)]
         needs_restart += [f"display.{k}" for k in ("enabled", "clk", "dio")
                           if getattr(new.display, k) != getattr(old.display, k)]
-        needs_restart += [f"mesh.{k}" for k in ("udp_port", "bind")
+        needs_restart += [f"mesh.{k}" for k in ("udp_port", "bind", "mesh_key", "trusted_esp_nodes")
                           if getattr(new.mesh, k) != getattr(old.mesh, k)]
         if new.node.id != old.node.id:
             needs_restart.append("node.id")

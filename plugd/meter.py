@@ -5,6 +5,11 @@ finished windows to the event loop, where they become values through
 `Plug.set_thing`, feed the energy counters and the protection, and teach the
 meter its zero and noise while the relay is off (no current can flow then).
 Energy and calibration are saved in the state directory.
+
+A failing bus (reported by the sampler) and windows no sensor can have given
+(`Window.implausible`: garbage, a stuck bus) are both a sensor fault: power
+and current become invalid, never 0, with one event when it starts and one
+when it ends.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from datetime import date, datetime
 from typing import Any
 
 from plugd.config import Config
-from plugd.errors import ValidationError
+from plugd.errors import HardwareError, ValidationError
 from plugd.metering import (
+    INPUT_HEADROOM,
     SENSORS,
     Calibration,
     CurrentMeter,
@@ -74,6 +80,20 @@ def clip_limits(config: Config) -> dict[str, float]:
     return {"clip_low": low + margin, "clip_high": high - margin}
 
 
+def valid_limits(config: Config) -> dict[str, float]:
+    """ADC-input voltages beyond which no sample can come from the sensor: garbage.
+
+    The sensor cannot leave its supply and the ADC's inputs are clamped 0.3 V
+    beyond its rails; 1 % of full scale more covers the ADC's own errors.
+    """
+    adc, divider = config.adc, config.meter.divider
+    slack = INPUT_HEADROOM + adc.full_scale * 0.01
+    if "-" in adc.channel:
+        zero = config.meter.zero_volts * divider
+        return {"valid_low": -zero - slack, "valid_high": SENSOR_SUPPLY * divider - zero + slack}
+    return {"valid_low": -slack, "valid_high": min(adc.vdd, SENSOR_SUPPLY * divider) + slack}
+
+
 def current_meter(config: Config) -> CurrentMeter:
     """The meter's maths, set up for the configured sensor, divider and ADC."""
     return CurrentMeter(volts_per_amp=volts_per_amp(config), frequency=config.meter.frequency,
@@ -81,7 +101,8 @@ def current_meter(config: Config) -> CurrentMeter:
                         noise_volts=sensor_noise(config),
                         # A busy Pi delays a few conversions now and then: bridge gaps up to
                         # half a mains cycle rather than lose the reading.
-                        max_gap=0.5 / config.meter.frequency, **clip_limits(config))
+                        max_gap=0.5 / config.meter.frequency, **clip_limits(config),
+                        **valid_limits(config))
 
 
 class Meter:
@@ -104,7 +125,9 @@ class Meter:
         self.protection = Protection(max_power=limits.max_power or None,
                                      max_current=limits.max_current or None, hold=limits.hold,
                                      retry_after=limits.retry_after or None)
+        #: What is wrong with the sensor (None: nothing): its bus first, else its readings.
         self.fault: str | None = None
+        self._faults: dict[str, str] = {}
         self.clipped = False
         self.last: Window | None = None
         self._switched_at = float("-inf")
@@ -131,17 +154,27 @@ class Meter:
     # --- on the event loop ----------------------------------------------------
 
     def _fault(self, text: str | None) -> None:
-        if text == self.fault:
-            return
-        self.fault = text
+        self._report("bus", text)
+
+    def _report(self, source: str, text: str | None) -> None:
+        """One event when the sensor fails, one when it is back; the status shows the latest."""
         if text is None:
-            self.plug.record("fault", "current sensor back", SENSOR)
+            self._faults.pop(source, None)
         else:
-            self.plug.record("fault", f"current sensor failed: {text}", SENSOR)
+            self._faults[source] = text
+        was, self.fault = self.fault, self._faults.get("bus", self._faults.get("readings"))
+        if self.fault is None and was is not None:
+            self.plug.record("fault", "current sensor back", SENSOR)
+        elif self.fault is not None and was is None:
+            self.plug.record("fault", f"current sensor failed: {self.fault}", SENSOR)
             self.plug.invalidate(SENSOR_THINGS, SENSOR)
             self.energy.add(None, self.loop.time(), self._today())
 
     def _window(self, window: Window) -> None:
+        if window.implausible:
+            self._report("readings", f"implausible readings, {window.implausible}")
+            return
+        self._report("readings", None)
         self.last = window
         relay_on = self.plug.things[ThingId.PLUG].value == ON
         if not relay_on and window.start > self._switched_at:  # idle all through the window
@@ -170,11 +203,18 @@ class Meter:
         if self.protection.tripped and not self.plug.tripped:  # a user switched it back on
             self.protection.clear(now)
         trip = self.protection.check(watts, amps, now)
-        if trip is not None:
-            self.plug.trip(trip.reason)
-        elif self.plug.tripped and self.protection.may_retry(now):
-            self.protection.clear(now)
-            self.plug.set_thing(ThingId.PLUG, ON, Cause("protection", "retry"))
+        tripped = self.plug.tripped
+        try:
+            if trip is not None:
+                self.plug.trip(trip.reason)
+            elif tripped and self.plug.things[ThingId.PLUG].value == ON:
+                # The relay's pin refused to open at the trip: try again at every reading.
+                self.plug.set_thing(ThingId.PLUG, 0.0, Cause("protection", tripped))
+            elif tripped and self.protection.may_retry(now):
+                self.protection.clear(now)
+                self.plug.set_thing(ThingId.PLUG, ON, Cause("protection", "retry"))
+        except HardwareError:
+            pass  # the plug recorded the fault once; the relay's value stays what it is
 
     # --- calibration ----------------------------------------------------------
 

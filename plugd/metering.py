@@ -88,6 +88,8 @@ class Window:
     raw_rms_volts: float  # AC rms with the offset removed, noise included
     amps: float  # compensated, noise removed in quadrature, gated: exactly 0.0 below the gate
     clipped: bool  # a sample reached clip_low or clip_high: the reading is too low
+    #: Why no sensor can have given these samples ("" when one can): the reading is not one.
+    implausible: str = ""
 
 
 class CurrentMeter:
@@ -119,17 +121,27 @@ class CurrentMeter:
     partial window and starts a new one at that sample: a sensor hiccup costs
     a reading rather than giving a wrong one. Samples are not validated one
     by one (they come from ADC codes); keep them finite.
+
+    Implausible windows: a sample below `valid_low` or above `valid_high`
+    (volts no sensor on this input can give, such as random bytes read off a
+    disturbed bus), or every sample of the window the same code (a live
+    sensor always shows noise of several codes; a stuck bus, a chip that
+    stopped converting or a register read back in place of the conversion
+    does not) set `Window.implausible`. What stays undetectable: a stuck
+    value that still varies, or garbage that happens to look like noise
+    within the valid range.
     """
 
     __slots__ = ("volts_per_amp", "frequency", "cycles", "filter_order", "clip_low",
                  "clip_high", "max_gap", "_gate", "_noise", "_zero", "_idle_count",
                  "_duration", "_close_after", "_last", "_start", "_close_at", "_ref",
-                 "_n", "_sum", "_sum2", "_clipped")
+                 "_n", "_sum", "_sum2", "_low", "_high", "valid_low", "valid_high")
 
     def __init__(self, *, volts_per_amp: float, frequency: float, clip_low: float,
                  clip_high: float, window: float = 1.0, noise_volts: float = 0.0,
                  gate_amps: float | None = None, filter_order: int = 1, rate: float = 860.0,
-                 max_gap: float | None = None) -> None:
+                 max_gap: float | None = None, valid_low: float = -math.inf,
+                 valid_high: float = math.inf) -> None:
         self.volts_per_amp = _number("volts_per_amp", volts_per_amp, above=0, unit=" V/A")
         self.frequency = _number("frequency", frequency, low=40, high=70, unit=" Hz")
         seconds = _number("window", window, above=0, high=3600, unit=" s")
@@ -139,6 +151,13 @@ class CurrentMeter:
         if self.clip_high <= self.clip_low:
             raise ValidationError("clip_high", f"must be above clip_low {clip_low:g} V, "
                                                f"got {clip_high:g} V")
+        if math.isnan(valid_low) or valid_low >= self.clip_low:
+            raise ValidationError("valid_low", f"must be below clip_low {clip_low:g} V, "
+                                               f"got {valid_low:g} V")
+        if math.isnan(valid_high) or valid_high <= self.clip_high:
+            raise ValidationError("valid_high", f"must be above clip_high {clip_high:g} V, "
+                                                f"got {valid_high:g} V")
+        self.valid_low, self.valid_high = float(valid_low), float(valid_high)
         self._noise = _number("noise_volts", noise_volts, low=0, unit=" V")
         self._gate = None if gate_amps is None else _number("gate_amps", gate_amps, low=0,
                                                              unit=" A")
@@ -197,8 +216,10 @@ class CurrentMeter:
         self._n += 1
         self._sum += d
         self._sum2 += d * d
-        if volts <= self.clip_low or volts >= self.clip_high:
-            self._clipped = True
+        if volts < self._low:
+            self._low = volts
+        if volts > self._high:
+            self._high = volts
         if t >= self._close_at:
             return self._close(t)
         return None
@@ -233,7 +254,7 @@ class CurrentMeter:
         self._close_at = t + self._close_after
         self._n = 0
         self._sum = self._sum2 = 0.0
-        self._clipped = False
+        self._low, self._high = math.inf, -math.inf
         if self._ref is None:
             self._ref = volts
 
@@ -254,7 +275,20 @@ class CurrentMeter:
             if amps < self.gate_amps:
                 amps = 0.0
         return Window(start=self._start, end=t, samples=n, rate=rate, offset=self._ref,
-                      raw_rms_volts=math.sqrt(variance), amps=amps, clipped=self._clipped)
+                      raw_rms_volts=math.sqrt(variance), amps=amps,
+                      clipped=self._low <= self.clip_low or self._high >= self.clip_high,
+                      implausible=self._implausible())
+
+    def _implausible(self) -> str:
+        low, high = self._low, self._high
+        if low < self.valid_low or high > self.valid_high:
+            beyond = low if low < self.valid_low else high
+            return (f"a sample read {beyond:.3f} V, outside the {self.valid_low:.2f} .. "
+                    f"{self.valid_high:.2f} V a sensor can give on this input")
+        if low == high and self._n > 1:
+            return (f"all {self._n} samples read {low:.4f} V: a live sensor always shows "
+                    f"some noise")
+        return ""
 
 
 # --- power and energy -------------------------------------------------------------------------

@@ -105,9 +105,14 @@ def read_float(obj: dict[str, Any], key: str, where: str) -> float:
     value = _get(obj, key, where)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"{where}.{key}", f"expected a number, got {describe(value)}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer longer than any float (JSON allows them)
+        raise ValidationError(f"{where}.{key}", f"must be a finite number, got an integer of "
+                                                f"{len(str(abs(value)))} digits") from None
+    if not math.isfinite(number):
         raise ValidationError(f"{where}.{key}", f"must be a finite number, got {value}")
-    return float(value)
+    return number
 
 
 def read_bool(obj: dict[str, Any], key: str, where: str) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from plugd.errors import HardwareError, PlugdError, ValidationError, WireError
 from plugd.hardware.relay import Relay
 from plugd.mesh import Heard, Peer, Registry, parse_records
+from plugd.meshkey import Guard, Signer
 from plugd.model import ON, Recipe, Thing, ThingId, ThingType, default_things, esp_time
 from plugd.recipes import RecipeBook
 from plugd.store import StateDir, Writer, dump
@@ -107,6 +108,14 @@ class Plug:
         self._nodes_dirty = False
         #: Why the protection switched the relay off; recipes cannot switch it on meanwhile.
         self.tripped: str | None = None
+        #: Why the relay's pin refused the last switching (None: it switched).
+        self.relay_fault: str | None = None
+        #: Held from reading the recipe list to storing the new one, so that two clients'
+        #: changes cannot both start from the same list and the second drop the first's.
+        self.recipes_lock = asyncio.Lock()
+        #: With a mesh key: what checks received datagrams, and what signs ours (plugd.meshkey).
+        self.guard: Guard | None = None
+        self.signer: Signer | None = None
 
         stored = {t.id: t for t in state.load(THINGS_FILE, parse_things, default_things)}
         things = {t.id: stored.get(t.id, t) for t in default_things()}
@@ -151,8 +160,13 @@ class Plug:
             try:
                 self._drive(value)
             except HardwareError as err:
-                self.record("fault", str(err), cause)
+                if str(err) != self.relay_fault:  # once, not at every recipe's retry
+                    self.relay_fault = str(err)
+                    self.record("fault", str(err), cause)
                 raise
+            if self.relay_fault is not None:
+                self.relay_fault = None
+                self.record("fault", "the relay switches again", cause)
         thing = self.things[thing_id] = thing.with_value(value, esp_time(self.wall()))
         self.invalid.discard(thing_id)
         if thing.id == ThingId.PLUG:
@@ -213,6 +227,8 @@ class Plug:
             for action in actions:
                 try:
                     self.set_thing(action.thing_id, action.value, Cause("recipe", str(action.recipe_id)))
+                except HardwareError:
+                    pass  # set_thing recorded the fault when it began
                 except PlugdError as err:
                     log.error("recipe %d could not set thing %d: %s",
                               action.recipe_id, action.thing_id, err)
@@ -231,6 +247,8 @@ class Plug:
             counters.invalid += 1
             log.debug("datagram from %s refused: %s", address, err)
             return
+        if self.guard is not None and not self._admitted(data, packet.node_id, address):
+            return
         counters.rejected_fields += packet.rejected
         heard = self.registry.heard(packet, address, self.monotonic(), esp_time(self.wall()))
         if heard is None:
@@ -238,6 +256,22 @@ class Plug:
         self._heard(heard)
         for item in packet.fields:
             self._feed(packet.node_id, item.thing_id, item.value)
+
+    def _admitted(self, data: bytes, node_id: int, address: str) -> bool:
+        """The mesh key's verdict on a datagram: counted when refused, recorded when a node moved."""
+        assert self.guard is not None
+        verdict = self.guard.check(data, node_id, address)
+        counters = self.registry.counters
+        if verdict.refused is not None:
+            setattr(counters, verdict.refused, getattr(counters, verdict.refused) + 1)
+            log.debug("datagram of node %d from %s refused: %s", node_id, address, verdict.refused)
+            return False
+        if verdict.moved_from is not None:
+            counters.address_changes += 1
+        if verdict.report:
+            self.record("node", f"node {node_id} now speaks from {address} "
+                                f"(was {verdict.moved_from}; counted, not refused)", Cause("mesh"))
+        return True
 
     def _heard(self, heard: Heard) -> None:
         peer = heard.peer
@@ -289,7 +323,10 @@ class Plug:
         await self.writer.save(THINGS_FILE, dump(self.things_json()))
 
     async def store_recipes(self, recipes: list[Recipe]) -> None:
-        """Persist a new recipe list, then make it the one in force (nothing changes on failure)."""
+        """Persist a new recipe list, then make it the one in force (nothing changes on failure).
+
+        The caller holds `recipes_lock` since it read the list `recipes` was made from.
+        """
         await self.writer.save(RECIPES_FILE, dump([r.to_json() for r in recipes]))
         self.recipes.replace_all(recipes)
 
@@ -323,9 +360,10 @@ class Plug:
         return format_number(thing.value)
 
     def datagram(self) -> bytes:
-        """This node's broadcast, in the firmware's format."""
-        return encode(self.node_id, self.node_name,
+        """This node's broadcast, in the firmware's format (signed when there is a mesh key)."""
+        data = encode(self.node_id, self.node_name,
                       [(t.id, self.wire_text(t)) for t in self.things.values() if t.id not in self.invalid])
+        return data if self.signer is None else self.signer.sign(data)
 
     def message(self, command: str, **fields: Any) -> dict[str, Any]:
         """A WebSocket message: every one names its command and this node."""

@@ -2,7 +2,8 @@
 
 A write goes to a temporary file, is fsynced, renamed over the old file, and
 the directory is fsynced: after a power cut a file is either the old or the
-new version, never a mix. A file that cannot be read at start is moved aside
+new version, never a mix; the temporary file a killed process leaves is
+removed at the next start. A file that cannot be read at start is moved aside
 with its time, never deleted, and its defaults are used.
 """
 
@@ -32,6 +33,17 @@ class StateDir:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create the state directory {self.path}: {err}") from None
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """A process killed in the middle of a write leaves its temporary file: remove those."""
+        mine = f".{os.getpid()}.tmp"
+        for path in self.path.glob(".*.tmp"):
+            if not path.name.endswith(mine):
+                try:
+                    path.unlink()
+                except OSError as err:
+                    log.warning("cannot remove the leftover %s: %s", path, err)
 
     def load(self, name: str, parse: Callable[[Any], T], default: Callable[[], T]) -> T:
         """Read and parse `name`; a missing file gives the default, a bad one is set aside."""
@@ -57,12 +69,12 @@ class StateDir:
                           path, err, aside)
             return default()
 
-    def write(self, name: str, data: bytes) -> None:
-        """Replace `name` atomically and durably with `data`."""
+    def write(self, name: str, data: bytes, mode: int = 0o640) -> None:
+        """Replace `name` atomically and durably with `data` (secrets pass mode 0o600)."""
         path = self.path / name
         tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             try:
                 view = memoryview(data)
                 while view:

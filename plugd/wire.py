@@ -20,6 +20,8 @@ from plugd.model import MAX_NODE_ID, name_problem
 
 #: The firmware's receive buffer; keep what we send well under it.
 MAX_DATAGRAM = 512
+#: Names of the fields a signed datagram ends with (see plugd.meshkey): not thing values.
+SIGNATURE_FIELDS = frozenset({b"ctr", b"sig"})
 
 # What C's atof accepts as the start of a string, without its nan/inf forms.
 _FLOAT_PREFIX = re.compile(rb"[ \t\n\v\f\r]*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
@@ -108,7 +110,8 @@ def decode(data: bytes) -> Packet:
         else:
             thing_id = _integer(raw_id) if sep else None
         if thing_id is None or not 0 < thing_id <= MAX_NODE_ID:
-            rejected += 1
+            if not (sep and raw_id in SIGNATURE_FIELDS):
+                rejected += 1
             continue
         value = _number(raw_value)
         if value is None:

@@ -8,6 +8,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 from conftest import NODE_ID, send_udp
+from plugd.errors import StoreError
 from plugd.model import ThingId
 
 RECIPE = {"name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
@@ -190,6 +191,26 @@ async def test_export_then_import_round_trips_and_a_bad_import_changes_nothing(c
     assert len(daemon.plug.recipes) == 0
     assert (await client.ask({"command": "import_config", "config": exported}))["success"]
     assert [r.name for r in daemon.plug.recipes] == ["heat"]
+
+
+async def test_an_import_cut_short_by_the_disk_says_what_was_stored(client, daemon, monkeypatch):
+    await client.ask({"command": "save_recipe", "recipe": RECIPE})
+    exported = (await client.ask({"command": "export_config"}))["config"]
+    exported["settings"] = {"node.name": "Imported"}
+    state = daemon.plug.state
+    write = state.write
+
+    def settings_fail(name: str, data: bytes, mode: int = 0o640) -> None:
+        if name == "settings.json":
+            raise StoreError(f"cannot write {state.path / name}: No space left on device")
+        write(name, data, mode)
+
+    monkeypatch.setattr(state, "write", settings_fail)
+    refused = await client.ask({"command": "import_config", "config": exported})
+    assert refused["command"] == "error", refused
+    assert "the import stopped (the recipes stored, the rest not)" in refused["error"]
+    assert "No space left on device" in refused["error"]
+    assert daemon.node_name == "TestPlug"
 
 
 async def test_events_are_pushed_and_the_power_history_is_kept(client, daemon):

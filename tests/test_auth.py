@@ -15,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from conftest import Client, sim_config
 from plugd.daemon import Daemon
+from plugd.errors import StoreError
 
 
 @pytest.fixture
@@ -156,3 +157,29 @@ async def test_changing_the_password(make_daemon):
         c = Client(ws)
         assert not (await c.ask({"command": "login", "password": old}))["success"]
         assert (await c.ask({"command": "login", "password": "a new passphrase"}))["success"]
+
+
+async def test_a_password_that_cannot_be_saved_leaves_the_old_one(make_daemon, monkeypatch):
+    d = await make_daemon()
+    state = d.plug.state
+    old = (state.path / "initial-password").read_text().strip()
+    write = state.write
+
+    def failing(name: str, data: bytes, mode: int = 0o640) -> None:
+        if name == "auth.json":
+            raise StoreError(f"cannot write {state.path / name}: No space left on device")
+        write(name, data, mode)
+
+    async with connect(url(d)) as ws:
+        c = Client(ws)
+        assert (await c.ask({"command": "login", "password": old}))["success"]
+        monkeypatch.setattr(state, "write", failing)
+        refused = await c.ask({"command": "change_password", "old": old, "new": "a new passphrase"})
+        assert refused["command"] == "error" and "No space left" in refused["error"]
+    # The initial password is still the password, and the file that tells it is still there.
+    assert (state.path / "initial-password").read_text().strip() == old
+    monkeypatch.undo()
+    async with connect(url(d)) as ws:
+        c = Client(ws)
+        assert not (await c.ask({"command": "login", "password": "a new passphrase"}))["success"]
+        assert (await c.ask({"command": "login", "password": old}))["success"]

@@ -81,7 +81,8 @@ class Sampler:
                 return
             except ERRORS as err:
                 text = f"ADS1115 at {self._address:#x} on the I2C bus: {err}"
-                if text != self._fault:
+                if self._fault is None:  # a new outage: report it once, and retry soon
+                    backoff = 1.0
                     self._fault = text
                     self._on_fault(text)
                 self._stop.wait(backoff)
@@ -145,6 +146,9 @@ class Sampler:
                 if times:
                     last_pulse = times[-1]
                 elif self._clock() - last_pulse > RDY_TIMEOUT:
+                    # A chip that stopped answering sends no pulses either: that is the bus
+                    # failing (this read raises), not an unwired pin.
+                    channel.voltage
                     return False
                 self._hand_over(times, volts)
             rdy.when_activated = None

@@ -158,7 +158,10 @@ class Display:
     kept in `fault`, reported to `on_fault` when the display starts failing and
     when it works again (called in the worker thread with the error or None, so
     it must neither block nor raise), and the display is set up and written
-    afresh every `retry_after` seconds until it works.
+    afresh every `retry_after` seconds until it works. The tm1637 library never
+    reads the chip's ACK bit, so a chip that is missing or dead is not detected:
+    only a failing GPIO is. Nothing is written while the digits stay the same,
+    so a GPIO failure shows at the next change.
     """
 
     def __init__(self, clk: int, dio: int, *, brightness: int = 7, mode: str = "power",

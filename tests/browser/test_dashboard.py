@@ -81,6 +81,24 @@ def test_a_protection_trip_is_shown_until_the_user_switches_on(open_page, plug):
     assert tab.errors == []
 
 
+def test_broken_chips_are_shown_and_cleared(open_page, plug):
+    tab = open_page().open().login()
+    page = tab.page
+    tab.view("dashboard")
+    plug.ask("fault", "adc", "gone")
+    plug.ask("fault", "display", "on")
+    page.click("#relay-switch")  # the display fails when the library next writes to it
+    sensor, hardware = page.locator("#meter-fault"), page.locator("#hardware-fault")
+    expect(sensor).to_contain_text("Current sensor fault")
+    expect(page.locator(".tile[data-thing='2'] .fault")).to_contain_text("sensor fault")
+    expect(hardware).to_contain_text("The display does not work: simulated GPIO fault")
+    plug.ask("fault", "adc", "none")
+    plug.ask("fault", "display", "off")
+    expect(sensor).to_be_hidden(timeout=60_000)  # the sampler's next retry finds the chip
+    expect(hardware).to_be_hidden(timeout=60_000)
+    assert tab.errors == []
+
+
 def test_the_chart_starts_from_the_daemons_history(open_page, plug):
     wait_for(lambda: len(plug_history(plug)) >= 6, "six seconds of history")
     page = open_page().open().page

@@ -82,6 +82,11 @@ export function startDashboard(conn, views) {
     fault.hidden = !(meter && (meter.fault || meter.clipped));
     if (meter && meter.fault) fault.textContent = `Current sensor fault: ${meter.fault}. Power and current are not known.`;
     else if (meter && meter.clipped) fault.textContent = "The current is beyond the sensor's range: readings are too low.";
+    const hardware = [];
+    if (status && status.relayFault) hardware.push(`The relay does not switch: ${status.relayFault}.`);
+    if (status && status.displayFault) hardware.push(`The display does not work: ${status.displayFault}.`);
+    $("#hardware-fault").hidden = hardware.length === 0;
+    $("#hardware-fault").textContent = hardware.join(" ");
     TILES.forEach(showTile);
   }
 

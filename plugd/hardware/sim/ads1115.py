@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,7 +42,9 @@ RAIL_MARGIN = 0.3
 RDY_PULSE = 8e-6
 #: Slack, in periods, so a fake clock advanced by exactly n periods sees n conversions.
 EDGE = 1e-9
-FAULTS = (None, "nack", "gone", "garbage")
+#: Times of bus transactions kept, a few seconds' worth at full speed.
+TRANSFER_HISTORY = 4096
+FAULTS = (None, "nack", "gone", "garbage", "stuck")
 
 
 class VoltageSource(Protocol):
@@ -112,7 +115,12 @@ class ADS1115Emulator:
     what i2c-dev reports for a missing acknowledge; the chip keeps its state),
     "garbage" (reads return random bytes, writes still land), "gone" (ENXIO;
     the chip lost power, so once the fault is cleared it answers from its
-    power-on reset: single-shot, powered down, registers at their reset values).
+    power-on reset: single-shot, powered down, registers at their reset values),
+    "stuck" (SDA held low, as by a device latched in mid-byte: every address
+    looks acknowledged, so no error reaches the driver, writes are lost and
+    every read returns zero bytes). `transfers` counts the bus transactions
+    tried, failed ones included, and `transfer_times` keeps when (time.monotonic,
+    whatever the chip's clock) the latest were.
     """
 
     def __init__(self, source: VoltageSource, *, address: int = 0x48,
@@ -143,6 +151,9 @@ class ADS1115Emulator:
         self.conversions_read = 0
         #: Reads of the conversion register that brought no new conversion.
         self.stale_reads = 0
+        #: Bus transactions tried, answered or not, and when (time.monotonic) the latest were.
+        self.transfers = 0
+        self.transfer_times: deque[float] = deque(maxlen=TRANSFER_HISTORY)
         self._power_on()
 
     def _power_on(self) -> None:
@@ -179,7 +190,7 @@ class ADS1115Emulator:
 
     @property
     def fault(self) -> str | None:
-        """None (healthy), "nack", "gone" or "garbage"; see the class docstring."""
+        """None (healthy), "nack", "gone", "garbage" or "stuck"; see the class docstring."""
         return self._fault
 
     @fault.setter
@@ -228,7 +239,14 @@ class ADS1115Emulator:
 
     def _transfer(self, address: int, out: bytes, into: bytearray | None, start: int,
                   end: int | None) -> None:
+        self.transfers += 1
+        self.transfer_times.append(time.monotonic())
         fault = self._fault
+        if fault == "stuck":
+            if into is not None:
+                end = len(into) if end is None else end
+                into[start:end] = bytes(max(0, end - start))
+            return
         if fault == "gone":
             raise OSError(errno.ENXIO, os.strerror(errno.ENXIO))
         if fault == "nack" or address != self._address:
