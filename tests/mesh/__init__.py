@@ -1,0 +1,1 @@
+"""plugd daemons and ESP8266-format nodes in network namespaces, on one bridge, by real broadcast."""
