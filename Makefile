@@ -15,7 +15,7 @@ TEST_DEBS := gcc pkg-config libsystemd-dev systemd python3-seccomp iproute2 util
              chromium fonts-dejavu-core
 TEST_READY := $(VENV)/.test-ready-$(shell echo $(TEST_DEBS) | cat - setup.cfg | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench deb clean
+.PHONY: run test bench deb clean fuzz crash flood soak reliability
 
 $(READY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -38,11 +38,33 @@ $(TEST_READY): $(READY)
 	rm -f $(VENV)/.test-ready-* && touch $@
 
 test: $(TEST_READY)
-	$(VENV)/bin/ruff check plugd tests bench packaging
+	$(VENV)/bin/ruff check plugd tests bench packaging fuzz
 	$(PY) -m pytest
 
 bench: $(READY)
 	$(PY) -m bench
+
+# The long runs of the reliability harnesses; `make test` runs a short version of each.
+# `make reliability` runs them all but the soak (the mesh tests need root and `ip netns`).
+FUZZ_SECONDS ?= 300
+
+fuzz: $(READY)
+	$(PY) -m pip install --quiet 'atheris>=2.3'
+	$(PY) -m fuzz --seconds $(FUZZ_SECONDS)
+
+crash: $(READY)
+	$(PY) -m tests.crash --kills 1000
+
+flood: $(READY)
+	$(PY) -m bench.flood --seconds 60
+
+soak: $(READY)
+	$(PY) -m bench.soak --minutes 30
+
+reliability: $(TEST_READY)
+	$(PY) -m pytest tests/mesh tests/crash tests/test_faults.py tests/test_clock.py \
+	  tests/test_fuzz.py tests/test_meshkey.py tests/test_flood.py
+	$(MAKE) fuzz crash flood
 
 deb: $(READY)
 	PYTHON=$(PY) packaging/deb/build
