@@ -100,6 +100,9 @@ class Registry:
         self.offline_after = offline_after
         self.peers: dict[int, Peer] = {}
         self.counters = Counters()
+        #: False once a full table had no offline node to evict, until one goes offline: a
+        #: flood of spoofed ids then costs a lookup each, not a scan of the table.
+        self._evictable = True
 
     def load(self, records: list[Peer]) -> None:
         for peer in records[: self.max_nodes]:
@@ -120,7 +123,7 @@ class Registry:
         peer = self.peers.get(packet.node_id)
         is_new = peer is None
         if peer is None:
-            if len(self.peers) >= self.max_nodes and not self._evict_one():
+            if len(self.peers) >= self.max_nodes and not (self._evictable and self._evict_one()):
                 self.counters.dropped_full += 1
                 return None
             peer = self.peers[packet.node_id] = Peer(packet.node_id, packet.node_name)
@@ -140,6 +143,7 @@ class Registry:
     def _evict_one(self) -> bool:
         offline = [p for p in self.peers.values() if not p.online]
         if not offline:
+            self._evictable = False
             return False
         oldest = min(offline, key=lambda p: (p.last_seen is not None, p.last_seen or 0.0,
                                              p.last_seen_esp))
@@ -155,6 +159,8 @@ class Registry:
                 peer.online = False
                 peer.things.clear()
                 gone.append(peer)
+        if gone:
+            self._evictable = True
         return gone
 
     def online_count(self) -> int:
@@ -255,6 +261,48 @@ def open_socket(bind: str, port: int) -> socket.socket:
     return sock
 
 
+class Coalescer:
+    """Runs `action` at once, or at the end of the current gap after the last run.
+
+    A burst of requests becomes one run at the end of the gap, which sees the
+    latest state: at most one run every `min_gap` seconds, and none is lost.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, action: Callable[[], None],
+                 min_gap: float) -> None:
+        self._loop = loop
+        self._action = action
+        self.min_gap = min_gap
+        self._last = float("-inf")
+        self._soon: asyncio.TimerHandle | None = None
+        self._stopped = False
+
+    def request(self) -> None:
+        if self._soon is not None or self._stopped:
+            return
+        wait = self._last + self.min_gap - self._loop.time()
+        if wait <= 0:
+            self.run()
+        else:
+            self._soon = self._loop.call_later(wait, self.run)
+
+    def run(self) -> None:
+        """Run now; a run that was waiting for the gap to end is covered by this one."""
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+        self._last = self._loop.time()
+        try:
+            self._action()
+        except Exception:
+            log.exception("%s failed", getattr(self._action, "__name__", "a coalesced action"))
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._soon is not None:
+            self._soon.cancel()
+
+
 class Broadcaster:
     """Sends this node's datagram every `interval`, and soon after each change.
 
@@ -265,38 +313,22 @@ class Broadcaster:
     def __init__(self, loop: asyncio.AbstractEventLoop, send: Callable[[], None], *,
                  interval: float, max_rate: float) -> None:
         self._loop = loop
-        self._send = send
         self.interval = interval
-        self.min_gap = 1.0 / max_rate
-        self._last = float("-inf")
-        self._soon: asyncio.TimerHandle | None = None
+        self.sends = Coalescer(loop, send, 1.0 / max_rate)
         self._periodic: asyncio.TimerHandle | None = None
-        self._stopped = False
         self.on_interval: list[Callable[[], None]] = []
 
     def start(self) -> None:
         self._tick()
 
     def stop(self) -> None:
-        self._stopped = True
-        for handle in (self._soon, self._periodic):
-            if handle is not None:
-                handle.cancel()
-
-    def _fire(self) -> None:
-        """Send now; a send that was waiting for the gap to end is covered by this one."""
-        if self._soon is not None:
-            self._soon.cancel()
-            self._soon = None
-        self._last = self._loop.time()
-        try:
-            self._send()
-        except Exception:
-            log.exception("cannot broadcast")
+        self.sends.stop()
+        if self._periodic is not None:
+            self._periodic.cancel()
 
     def _tick(self) -> None:
         self._periodic = self._loop.call_later(self.interval, self._tick)
-        self._fire()
+        self.sends.run()
         for hook in self.on_interval:
             try:
                 hook()
@@ -305,10 +337,4 @@ class Broadcaster:
 
     def changed(self) -> None:
         """A local value changed: send at once, or at the end of the current gap."""
-        if self._soon is not None or self._stopped:
-            return
-        wait = self._last + self.min_gap - self._loop.time()
-        if wait <= 0:
-            self._fire()
-        else:
-            self._soon = self._loop.call_later(wait, self._fire)
+        self.sends.request()

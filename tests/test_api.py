@@ -46,6 +46,19 @@ async def test_nodes_carry_both_key_pairs_for_both_kinds_of_page(client, daemon)
     assert peer["online"] and peer["things"][0]["value"] == 18.5
 
 
+async def test_a_burst_of_datagrams_becomes_a_few_node_pushes_with_the_latest_values(client, daemon):
+    port = daemon.config.mesh.udp_port
+    for value in range(1, 201):
+        send_udp(port, b"777:Kitchen&5:%d.00" % value)
+    while daemon.registry.counters.received < 200:
+        await asyncio.sleep(0.05)
+    pushes = []
+    while not pushes or pushes[-1]["node"]["things"][0]["value"] != 200.0:
+        pushes.append(await client.next_push("node_update"))
+    # One push at once, then at most one per half second: not 200 messages to every page.
+    assert len(pushes) <= 4, [p["node"]["things"][0]["value"] for p in pushes]
+
+
 async def test_save_thing_switches_the_relay_and_answers_success(client, daemon, factory):
     answer = await client.ask({"command": "save_thing", "thing": {"id": 1, "type": 1, "value": 1,
                                                                    "override": True}})

@@ -51,6 +51,11 @@ def test_the_table_is_bounded_and_offline_nodes_make_room_first():
     registry.sweep(16.0)  # 1 and 2 are offline now
     assert registry.heard(packet(4), "a", now=16.0, esp_now=0).is_new
     assert sorted(registry.peers) == [2, 3, 4] and registry.counters.evicted == 1
+    assert registry.heard(packet(5), "a", now=16.5, esp_now=0).is_new  # 2 makes room too
+    assert registry.heard(packet(6), "a", now=17.0, esp_now=0) is None  # full again, all online
+    assert sorted(registry.peers) == [3, 4, 5] and registry.counters.dropped_full == 2
+    registry.sweep(30.0)  # a node going offline makes room again
+    assert registry.heard(packet(6), "a", now=30.0, esp_now=0).is_new
 
 
 def test_spoofed_ids_cannot_grow_the_table():
