@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from gpiozero.pins.mock import MockFactory
 from websockets.asyncio.client import ClientConnection, connect
 
 from plugd.config import Config, parse
 from plugd.daemon import Daemon
 from plugd.hardware.sim.gpio import StandInGPIO, install
+
+# Tests check behaviour, never timings: no deadline, and no health check that a busy machine fails.
+settings.register_profile("plugd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("plugd")
 
 NODE_ID = 4242
 #: What the daemon sends unasked; a request's answer is the first other message.
@@ -41,6 +47,17 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
         time.sleep(0.05)
 
 
+async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """`wait_for` for tests on the event loop: polls without blocking the daemon under test."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (result := check()):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+    return result
+
+
 def sim_config(state_dir: Path, **overrides: Any) -> Config:
     """A simulated plug on loopback with ports of its own."""
     values = {"state.dir": str(state_dir), "http.port": 0, "http.bind": "127.0.0.1",
@@ -57,6 +74,17 @@ def factory() -> Iterator[MockFactory]:
     mock.reset()
     yield mock
     mock.reset()
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path, factory: MockFactory) -> Callable[..., Awaitable[Daemon]]:
+    """Start a daemon on simulated chips with configuration overrides; the test stops it."""
+
+    async def start(**overrides: Any) -> Daemon:
+        d = Daemon(sim_config(tmp_path / "state", **overrides), pin_factory=factory)
+        await d.start()
+        return d
+    return start
 
 
 @pytest.fixture

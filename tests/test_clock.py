@@ -8,18 +8,15 @@ the test steps while the real monotonic clock runs on.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from websockets.asyncio.client import connect
 
-from conftest import Client, sim_config
+from conftest import Client, sim_config, until
 from plugd.auth import FREE_FAILURES, Auth
 from plugd.daemon import Daemon
 from plugd.mesh import Registry
@@ -120,14 +117,6 @@ def test_the_login_rate_limit_counts_in_monotonic_time(tmp_path):
 # --- a daemon on a wall clock that NTP steps ---------------------------------------------------
 
 
-async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := check()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
 
 
 class Peer:

@@ -17,7 +17,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 from websockets.asyncio.client import connect
 
-from conftest import Client, sim_config, wait_for
+from conftest import Client, sim_config, until, wait_for
 from plugd.daemon import Daemon
 from plugd.hardware.adc import Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
@@ -40,25 +40,8 @@ LOAD = 1000.0
 ATTEMPT_GAP = 0.5
 
 
-async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := check()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
 
 
-@pytest.fixture
-def make_daemon(tmp_path, factory) -> Callable[..., Awaitable[Daemon]]:
-    """Start a daemon on simulated chips; the test stops it."""
-
-    async def start(**overrides: Any) -> Daemon:
-        d = Daemon(sim_config(tmp_path / "state", **overrides), pin_factory=factory)
-        await d.start()
-        return d
-    return start
 
 
 @asynccontextmanager

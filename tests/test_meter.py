@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
-from conftest import Client, sim_config
+from conftest import Client, until
 from plugd.daemon import Daemon
 from plugd.model import ThingId
 from plugd.wire import decode
 from websockets.asyncio.client import connect
 
 
-async def until(check: Callable[[], object], what: str, timeout: float = 15.0) -> object:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := check()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
 
 
-@pytest.fixture
-def make_daemon(tmp_path, factory) -> Callable[..., Awaitable[Daemon]]:
-    """Start a daemon on simulated chips; the test stops it."""
-
-    async def start(**overrides) -> Daemon:
-        d = Daemon(sim_config(tmp_path / "state", **overrides), pin_factory=factory)
-        await d.start()
-        return d
-    return start
 
 
 @pytest.fixture

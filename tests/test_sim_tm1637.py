@@ -242,7 +242,7 @@ def display(library):
 
 # The fixtures are shared by the examples: each one ends with a full write, whatever came before.
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(noise=st.lists(st.tuples(st.sampled_from([CLK, DIO]), st.integers(0, 1)), max_size=200),
        digits=st.lists(st.integers(0, 0x7F), min_size=4, max_size=4),
        brightness=st.integers(0, 7))
