@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.harness import free_port, stop_process, percentile
+from bench.harness import PLUGD, PROCESS_CONFIG, free_port, percentile, stop_process
 from bench.report import Row, run_alone
 
 NAME = "Fan-out"
@@ -41,18 +40,6 @@ DRAIN = 1.0        # seconds after the last change for late frames
 TARGET_MS = 20.0
 PROCESSES = 1     # client processes the 200 clients are spread over
 TIMEOUT = 120.0    # the whole measurement, connects included
-PLUGD = Path(sys.executable).parent / "plugd"
-CONFIG = """\
-[mesh]
-interval = 1.0
-bind = "127.0.0.1"
-
-[http]
-bind = "127.0.0.1"
-
-[mdns]
-enabled = false
-"""
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -61,7 +48,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _start(folder: Path, notify: Path, http_port: int) -> subprocess.Popen[bytes]:
-    (folder / "plugd.toml").write_text(CONFIG)
+    (folder / "plugd.toml").write_text(PROCESS_CONFIG)
     args = [str(PLUGD), "--simulate", "--config", str(folder / "plugd.toml"),
             "--state-dir", str(folder / "state"), "--http-port", str(http_port),
             "--udp-port", str(free_port()), "--broadcast", "127.255.255.255",

@@ -46,19 +46,8 @@ GAP = 0.05  # seconds between two switches
 ANSWER_TIMEOUT = 10.0  # a switch unanswered this long counts as missed
 WARMUP = 2.0  # seconds of flood before switching counts
 RSS_EVERY = 0.5
-PUSH_INTERVAL = 1.0
+PUSH_INTERVAL = 1.0  # [mesh] interval in PROCESS_CONFIG
 TARGET_RATIO = 2.0
-CONFIG = f"""\
-[mesh]
-interval = {PUSH_INTERVAL}
-bind = "127.0.0.1"
-
-[http]
-bind = "127.0.0.1"
-
-[mdns]
-enabled = false
-"""
 
 
 def junk(rng: random.Random) -> bytes:
@@ -291,7 +280,7 @@ def flood(seconds: float = 60.0, rate: float = RATE, idle_switches: int = IDLE_S
     with tempfile.TemporaryDirectory(prefix="plugd-flood-") as tmp:
         folder = Path(tmp)
         http_port, udp_port = free_port(socket.SOCK_STREAM), free_port()
-        process = start_plugd(folder, http_port, udp_port, CONFIG)
+        process = start_plugd(folder, http_port, udp_port)
         try:
             token = (folder / "state" / "cli-token").read_text().strip()
             outcome = asyncio.run(measure(f"ws://127.0.0.1:{http_port}/ws", token, process.pid,

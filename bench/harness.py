@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gpiozero.pins.mock import MockFactory
@@ -34,6 +35,20 @@ NODE_ID = 4242
 SETTLE = 0.3
 #: Asked of the kernel for every measured receive socket (capped by net.core.rmem_max).
 RECEIVE_BUFFER = 4 << 20
+#: The benchmarks that run `plugd --simulate` as a process of its own, and its configuration:
+#: everything on loopback, a broadcast and a round of pushes every second.
+PLUGD = Path(sys.executable).parent / "plugd"
+PROCESS_CONFIG = """\
+[mesh]
+interval = 1.0
+bind = "127.0.0.1"
+
+[http]
+bind = "127.0.0.1"
+
+[mdns]
+enabled = false
+"""
 
 
 def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:

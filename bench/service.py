@@ -11,18 +11,17 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import free_port, stop_process
+from bench.harness import PLUGD, free_port, stop_process
 from bench.report import Row, run_alone
 
 NAME = "Service"
 STARTS = 5
 IDLE_SECONDS = 60.0
-PLUGD = Path(sys.executable).parent / "plugd"
+
 
 
 def _start(folder: Path, notify: Path) -> subprocess.Popen[bytes]:

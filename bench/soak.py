@@ -32,7 +32,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from bench import load
-from bench.harness import free_port, stop_process
+from bench.harness import PLUGD, PROCESS_CONFIG, free_port, stop_process
 from bench.report import Row, run_alone
 from plugd.daemon import HISTORY_POINTS
 
@@ -48,22 +48,10 @@ RECONNECT_AFTER = (30.0, 120.0)  # and reconnects after this many
 #: A line rising by less than this over the run is flat (RSS: the larger of both).
 RSS_ALLOWANCE_KIB, RSS_ALLOWANCE_SHARE = 2048, 0.03
 FD_ALLOWANCE, TASK_ALLOWANCE = 2.0, 4.0
-PLUGD = Path(sys.executable).parent / "plugd"
-CONFIG = """\
-[mesh]
-interval = 1.0
-bind = "127.0.0.1"
-
-[http]
-bind = "127.0.0.1"
-
-[mdns]
-enabled = false
-"""
 
 
 def start_plugd(folder: Path, http_port: int, udp_port: int,
-                config: str = CONFIG) -> subprocess.Popen[bytes]:
+                config: str = PROCESS_CONFIG) -> subprocess.Popen[bytes]:
     """`plugd --simulate` on loopback ports of its own, ready when this returns."""
     (folder / "plugd.toml").write_text(config)
     notify = folder / "notify"
