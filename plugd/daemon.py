@@ -30,7 +30,7 @@ from plugd.hardware.adc import Sampler
 from plugd.hardware.display import Display, Fault, Reading
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
-from plugd.mesh import (Broadcaster, Coalescer, MeshEndpoint, Peer, Registry, kernel_drops,
+from plugd.mesh import (Broadcaster, MeshEndpoint, Peer, Registry, Throttle, kernel_drops,
                         open_socket)
 from plugd.mdns import Announcer
 from plugd.meter import Meter
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HISTORY_POINTS = 600  # ten minutes of power, one point a second, for the page's chart
-#: Seconds between two rounds of node_update pushes: a node's datagrams between them become
-#: one push, so a flood of datagrams does not become a flood of messages to every page.
+#: Seconds between two node_update pushes of one node: its datagrams in between become one
+#: push, so a flood of datagrams does not become a flood of messages to every page.
 NODE_PUSH_GAP = 0.5
 NODES_SAVE_EVERY = 60.0  # seconds; known nodes change rarely, and a flood must not wear the card
 
@@ -136,8 +136,7 @@ class Daemon:
         self.broadcaster = Broadcaster(loop, self._broadcast, interval=config.mesh.interval,
                                        max_rate=config.mesh.max_changes_per_second)
         self.broadcaster.on_interval.append(self._push_things)
-        self._nodes_to_push: dict[int, Peer] = {}
-        self._node_pushes = Coalescer(loop, self._push_nodes, NODE_PUSH_GAP)
+        self._node_pushes = Throttle(loop, self._push_node, NODE_PUSH_GAP)
         self.plug.listeners.append(self._on_change)
         self.broadcaster.start()
         self._tasks = [asyncio.create_task(self._every_second(), name="tick"),
@@ -320,16 +319,12 @@ class Daemon:
         if change.thing is not None:
             self.web.push(self.plug.thing_update(change.thing))
         elif change.peer is not None:
-            self._nodes_to_push[change.peer.id] = change.peer
-            self._node_pushes.request()
+            self._node_pushes.request(change.peer.id, change.peer)
         elif change.event is not None:
             self.web.push(self.plug.message("event", event=change.event.to_json()))
 
-    def _push_nodes(self) -> None:
-        now = self.plug.monotonic()
-        peers, self._nodes_to_push = self._nodes_to_push, {}
-        for peer in peers.values():
-            self.web.push(self.plug.message("node_update", node=peer.to_json(now)))
+    def _push_node(self, peer: Peer) -> None:
+        self.web.push(self.plug.message("node_update", node=peer.to_json(self.plug.monotonic())))
 
     def _push_things(self) -> None:
         for thing in self.plug.things.values():

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -301,6 +301,66 @@ class Coalescer:
         self._stopped = True
         if self._soon is not None:
             self._soon.cancel()
+
+
+#: A timer may fire a hair before its time; a gap this much short counts as over.
+TIMER_SLACK = 1e-3
+
+
+class Throttle:
+    """Per key: `action(item)` at once, then at most once every `min_gap` seconds.
+
+    An item that arrives within the gap waits for its end, and a newer item for
+    the same key replaces it. Each key keeps its own phase, so a flood of many
+    keys is spread out instead of gathered into bursts.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, action: Callable[[Any], None],
+                 min_gap: float) -> None:
+        self._loop = loop
+        self._action = action
+        self.min_gap = min_gap
+        self._last: dict[Hashable, float] = {}
+        self._waiting: dict[Hashable, Any] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def request(self, key: Hashable, item: Any) -> None:
+        now = self._loop.time()
+        last = self._last.get(key)
+        if last is None or now - last >= self.min_gap - TIMER_SLACK:
+            self._waiting.pop(key, None)
+            self._run(key, item, now)
+            return
+        self._waiting[key] = item
+        due = last + self.min_gap
+        if self._timer is None or self._timer.when() > due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(due, self._flush)
+
+    def _run(self, key: Hashable, item: Any, now: float) -> None:
+        self._last[key] = now
+        try:
+            self._action(item)
+        except Exception:
+            log.exception("%s failed", getattr(self._action, "__name__", "a throttled action"))
+
+    def _flush(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        for key in [k for k in self._waiting if now - self._last[k] >= self.min_gap - TIMER_SLACK]:
+            self._run(key, self._waiting.pop(key), now)
+        # Keys quiet for a whole gap are as good as new: forget them, so spoofed keys cannot pile up.
+        self._last = {k: t for k, t in self._last.items() if now - t < self.min_gap}
+        if self._waiting:
+            self._timer = self._loop.call_at(min(self._last[k] for k in self._waiting) + self.min_gap,
+                                             self._flush)
+
+    def stop(self) -> None:
+        self._waiting.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Broadcaster:

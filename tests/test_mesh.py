@@ -2,7 +2,7 @@ import heapq
 
 import pytest
 
-from plugd.mesh import Broadcaster, Peer, Registry, parse_records
+from plugd.mesh import Broadcaster, Peer, Registry, Throttle, parse_records
 from plugd.errors import ValidationError
 from plugd.wire import decode
 
@@ -90,7 +90,8 @@ def test_bad_records_are_refused_naming_the_entry():
 
 
 class FakeLoop:
-    """Just enough of an event loop for the Broadcaster: time moves when the test says."""
+    """Just enough of an event loop for the Broadcaster and the Throttle: time moves when the
+    test says."""
 
     def __init__(self):
         self.now = 0.0
@@ -101,13 +102,19 @@ class FakeLoop:
         return self.now
 
     def call_later(self, delay, callback):
+        return self.call_at(self.now + delay, callback)
+
+    def call_at(self, when, callback):
         self.count += 1
-        timer = [self.now + delay, self.count, callback, False]
+        timer = [when, self.count, callback, False]
         heapq.heappush(self.timers, timer)
 
         class Handle:
             def cancel(self_inner):
                 timer[3] = True
+
+            def when(self_inner):
+                return timer[0]
         return Handle()
 
     def advance(self, seconds):
@@ -156,3 +163,44 @@ def test_a_periodic_send_covers_a_waiting_change_and_nothing_fires_after_stop():
     loop.advance(10.0)
     assert sent == [0.0, 0.9, 1.0]
     assert all(timer[3] for timer in loop.timers)  # every timer left was cancelled
+
+
+def test_the_throttle_runs_each_key_at_once_then_its_latest_item_at_the_end_of_its_gap():
+    loop = FakeLoop()
+    ran = []
+    t = Throttle(loop, lambda item: ran.append((loop.now, item)), min_gap=0.5)
+    t.request("a", 1)  # new: at once
+    loop.advance(0.2)
+    t.request("b", 1)  # another key keeps its own phase
+    for item in (2, 3, 4):  # a burst within a's gap: only the latest, at 0.5
+        t.request("a", item)
+        loop.advance(0.05)
+    loop.advance(1.0)
+    assert ran == [(0.0, 1), (0.2, 1), (0.5, 4)]
+    t.request("b", 2)  # quiet for longer than the gap: at once
+    assert ran[-1] == (1.35, 2)
+
+
+def test_the_throttle_keeps_the_order_of_a_key_and_forgets_quiet_keys():
+    loop = FakeLoop()
+    ran = []
+    t = Throttle(loop, lambda item: ran.append(item), min_gap=0.5)
+    t.request("a", 1)
+    loop.advance(0.3)
+    t.request("a", 2)  # waits for 0.5
+    loop.now = 0.6  # the timer is late: a newer item arrives first, and the waiting one is dropped
+    t.request("a", 3)
+    loop.advance(2.0)
+    assert ran == [1, 3]
+    for key in range(1000):  # spoofed keys, each heard once
+        t.request(key, key)
+    loop.advance(1.0)
+    t.request("x", 0)
+    t.request("x", 1)
+    loop.advance(1.0)
+    assert len(t._last) <= 1  # the thousand quiet keys were forgotten at the flush
+    t.request("y", 0)
+    t.request("y", 1)
+    t.stop()
+    loop.advance(5.0)
+    assert ran[-1] == 0 and all(timer[3] for timer in loop.timers)
