@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -22,6 +23,8 @@ from plugd.wire import Packet
 log = logging.getLogger(__name__)
 
 MAX_THINGS_PER_NODE = 64
+#: Seconds an offline node keeps its place in a full table before a new node may take it.
+KEEP_OFFLINE = 60.0
 
 
 @dataclass(slots=True)
@@ -94,20 +97,28 @@ class Heard(NamedTuple):
 
 
 class Registry:
-    def __init__(self, own_id: int, *, max_nodes: int = 256, offline_after: float = 15.0) -> None:
+    """Known nodes, at most `max_nodes`. When full, a new node takes the place of the node
+    longest offline, once that one has been offline `keep_offline` seconds (it may be
+    rebooting): spoofed ids then churn the table slowly, and each costs a lookup, not a scan.
+    """
+
+    def __init__(self, own_id: int, *, max_nodes: int = 256, offline_after: float = 15.0,
+                 keep_offline: float = KEEP_OFFLINE) -> None:
         self.own_id = own_id
         self.max_nodes = max_nodes
         self.offline_after = offline_after
+        self.keep_offline = keep_offline
         self.peers: dict[int, Peer] = {}
         self.counters = Counters()
-        #: False once a full table had no offline node to evict, until one goes offline: a
-        #: flood of spoofed ids then costs a lookup each, not a scan of the table.
-        self._evictable = True
+        #: Offline nodes in the order they went offline (known from disk first); entries of
+        #: nodes since back online or gone are skipped when met.
+        self._offline: deque[Peer] = deque()
 
     def load(self, records: list[Peer]) -> None:
         for peer in records[: self.max_nodes]:
             if peer.id != self.own_id:
                 self.peers[peer.id] = peer
+                self._offline.append(peer)
 
     def is_online(self, node_id: int) -> bool:
         if node_id == self.own_id:
@@ -123,7 +134,7 @@ class Registry:
         peer = self.peers.get(packet.node_id)
         is_new = peer is None
         if peer is None:
-            if len(self.peers) >= self.max_nodes and not (self._evictable and self._evict_one()):
+            if len(self.peers) >= self.max_nodes and not self._evict_one(now):
                 self.counters.dropped_full += 1
                 return None
             peer = self.peers[packet.node_id] = Peer(packet.node_id, packet.node_name)
@@ -140,16 +151,20 @@ class Registry:
                 peer.things[item.thing_id] = PeerThing(item.value, item.text, now)
         return Heard(peer, is_new, came_online, renamed)
 
-    def _evict_one(self) -> bool:
-        offline = [p for p in self.peers.values() if not p.online]
-        if not offline:
-            self._evictable = False
-            return False
-        oldest = min(offline, key=lambda p: (p.last_seen is not None, p.last_seen or 0.0,
-                                             p.last_seen_esp))
-        del self.peers[oldest.id]
-        self.counters.evicted += 1
-        return True
+    def _evict_one(self, now: float) -> bool:
+        offline = self._offline
+        while offline:
+            oldest = offline[0]
+            if oldest.online or self.peers.get(oldest.id) is not oldest:
+                offline.popleft()  # back online since, or already gone
+                continue
+            if oldest.last_seen is not None and now - oldest.last_seen < self.keep_offline:
+                return False
+            offline.popleft()
+            del self.peers[oldest.id]
+            self.counters.evicted += 1
+            return True
+        return False
 
     def sweep(self, now: float) -> list[Peer]:
         """Mark nodes unheard for `offline_after` seconds offline; return those newly so."""
@@ -159,8 +174,8 @@ class Registry:
                 peer.online = False
                 peer.things.clear()
                 gone.append(peer)
-        if gone:
-            self._evictable = True
+        gone.sort(key=lambda p: p.last_seen or 0.0)
+        self._offline.extend(gone)
         return gone
 
     def online_count(self) -> int:
@@ -305,6 +320,8 @@ class Coalescer:
 
 #: A timer may fire a hair before its time; a gap this much short counts as over.
 TIMER_SLACK = 1e-3
+#: Items run by one call of the loop at most: many keys due at once must not hold it up.
+FLUSH_CHUNK = 8
 
 
 class Throttle:
@@ -348,8 +365,12 @@ class Throttle:
     def _flush(self) -> None:
         self._timer = None
         now = self._loop.time()
-        for key in [k for k in self._waiting if now - self._last[k] >= self.min_gap - TIMER_SLACK]:
+        due = [k for k in self._waiting if now - self._last[k] >= self.min_gap - TIMER_SLACK]
+        for key in due[:FLUSH_CHUNK]:
             self._run(key, self._waiting.pop(key), now)
+        if len(due) > FLUSH_CHUNK:  # the rest after the loop has looked at its sockets again
+            self._timer = self._loop.call_at(now, self._flush)
+            return
         # Keys quiet for a whole gap are as good as new: forget them, so spoofed keys cannot pile up.
         self._last = {k: t for k, t in self._last.items() if now - t < self.min_gap}
         if self._waiting:

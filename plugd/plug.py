@@ -39,6 +39,9 @@ MEASURED = METERED | {ThingId.CLOCK}
 #: How deep recipes may trigger recipes (a rule on the plug that switches the plug).
 MAX_CASCADE = 8
 MAX_EVENTS = 200
+#: Node online/offline events told one by one in a minute, at most; the rest are counted and
+#: told as one, so spoofed node ids cannot bury the events, the journal and the pages.
+NODE_NEWS_PER_MINUTE = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,8 @@ class Plug:
         self.wall = wall
         self.monotonic = monotonic
         self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        #: Node comings and goings told this minute, held back beyond the budget, and since when.
+        self._news_told, self._news_held, self._news_since = 0, 0, float("-inf")
         self.listeners: list[Callable[[Change], None]] = []
         self._depth = 0
         self._nodes_dirty = False
@@ -278,17 +283,35 @@ class Plug:
         if heard.is_new or heard.renamed:
             self._nodes_dirty = True
         if heard.came_online:
-            self.record("node", f"node {peer.name} ({peer.id}) online at {peer.address}", Cause("mesh"))
+            self._node_news(f"node {peer.name} ({peer.id}) online at {peer.address}")
         self._tell(Change(peer=peer))
+
+    def _node_news(self, message: str) -> None:
+        """A node came or went: an event, within the budget; beyond it, counted for the summary."""
+        if self._news_told < NODE_NEWS_PER_MINUTE:
+            self._news_told += 1
+            self.record("node", message, Cause("mesh"))
+        else:
+            self._news_held += 1
+
+    def _news_minute(self, now: float) -> None:
+        if now - self._news_since < 60.0:
+            return
+        if self._news_held:
+            self.record("node", f"{self._news_held} more nodes came online or went offline in a "
+                                "minute, too many to tell one by one (spoofed node ids?)", Cause("mesh"))
+        self._news_since, self._news_told, self._news_held = now, 0, 0
 
     def tick(self) -> None:
         """Once a second: the clock thing, offline detection."""
         now = datetime.fromtimestamp(self.wall())
         self.set_thing(ThingId.CLOCK, float(now.hour), Cause("clock"))
         self._feed(self.node_id, ThingId.CLOCK, float(now.hour))
-        for peer in self.registry.sweep(self.monotonic()):
+        monotonic = self.monotonic()
+        self._news_minute(monotonic)
+        for peer in self.registry.sweep(monotonic):
             self.recipes.forget(peer.id)
-            self.record("node", f"node {peer.name} ({peer.id}) offline", Cause("mesh"))
+            self._node_news(f"node {peer.name} ({peer.id}) offline")
             self._tell(Change(peer=peer))
 
     # --- telling ------------------------------------------------------------

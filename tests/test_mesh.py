@@ -42,20 +42,32 @@ def test_a_silent_node_goes_offline_after_the_timeout_and_comes_back():
     assert registry.heard(packet(7), "a", now=201.0, esp_now=0).came_online
 
 
-def test_the_table_is_bounded_and_offline_nodes_make_room_first():
-    registry = Registry(OWN, max_nodes=3, offline_after=10.0)
+def test_the_table_is_bounded_and_long_offline_nodes_make_room_first():
+    registry = Registry(OWN, max_nodes=3, offline_after=10.0, keep_offline=30.0)
     for node_id, now in ((1, 0.0), (2, 5.0), (3, 9.0)):
         registry.heard(packet(node_id), "a", now=now, esp_now=0)
     assert registry.heard(packet(4), "a", now=9.5, esp_now=0) is None  # full, all online
-    assert registry.counters.dropped_full == 1
-    registry.sweep(16.0)  # 1 and 2 are offline now
-    assert registry.heard(packet(4), "a", now=16.0, esp_now=0).is_new
+    registry.sweep(16.0)  # 1 and 2 are offline now, but may be rebooting: they keep their place
+    assert registry.heard(packet(4), "a", now=16.0, esp_now=0) is None
+    assert registry.counters.dropped_full == 2
+    assert registry.heard(packet(4), "a", now=31.0, esp_now=0).is_new  # 1 unheard for 31 s
     assert sorted(registry.peers) == [2, 3, 4] and registry.counters.evicted == 1
-    assert registry.heard(packet(5), "a", now=16.5, esp_now=0).is_new  # 2 makes room too
-    assert registry.heard(packet(6), "a", now=17.0, esp_now=0) is None  # full again, all online
-    assert sorted(registry.peers) == [3, 4, 5] and registry.counters.dropped_full == 2
-    registry.sweep(30.0)  # a node going offline makes room again
-    assert registry.heard(packet(6), "a", now=30.0, esp_now=0).is_new
+    assert registry.heard(packet(5), "a", now=34.0, esp_now=0) is None  # 2: only 29 s
+    assert registry.heard(packet(5), "a", now=35.5, esp_now=0).is_new
+    assert registry.heard(packet(6), "a", now=36.0, esp_now=0) is None  # full again, all online
+    assert sorted(registry.peers) == [3, 4, 5] and registry.counters.dropped_full == 4
+    registry.heard(packet(3), "a", now=36.0, esp_now=0)
+    registry.sweep(47.0)  # 4 went offline (heard at 31), 3 was heard again
+    assert registry.heard(packet(6), "a", now=62.0, esp_now=0).is_new
+    assert sorted(registry.peers) == [3, 5, 6]
+
+
+def test_nodes_known_from_disk_make_room_first_and_a_node_back_online_keeps_its_place():
+    registry = Registry(OWN, max_nodes=2, offline_after=10.0, keep_offline=30.0)
+    registry.load([Peer(1, "old"), Peer(2, "older")])
+    registry.heard(packet(2), "a", now=0.0, esp_now=0)  # back: 2 keeps its place
+    assert registry.heard(packet(3), "a", now=0.0, esp_now=0).is_new  # 1, unheard, makes room
+    assert sorted(registry.peers) == [2, 3]
 
 
 def test_spoofed_ids_cannot_grow_the_table():
@@ -204,3 +216,17 @@ def test_the_throttle_keeps_the_order_of_a_key_and_forgets_quiet_keys():
     t.stop()
     loop.advance(5.0)
     assert ran[-1] == 0 and all(timer[3] for timer in loop.timers)
+
+
+def test_many_keys_due_at_once_are_run_a_few_at_a_time():
+    loop = FakeLoop()
+    ran = []
+    t = Throttle(loop, ran.append, min_gap=0.5)
+    for key in range(20):
+        t.request(key, (key, "first"))
+    for key in range(20):
+        t.request(key, (key, "latest"))  # all wait for the end of their gap, at 0.5
+    timers = loop.count
+    loop.advance(0.5)
+    assert ran[20:] == [(key, "latest") for key in range(20)]
+    assert loop.count - timers == 2  # in three calls, 8 + 8 + 4: the loop polls in between

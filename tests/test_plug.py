@@ -5,7 +5,7 @@ from plugd.errors import HardwareError
 from plugd.hardware.relay import Relay
 from plugd.mesh import Registry
 from plugd.model import Recipe, Relation, ThingId
-from plugd.plug import Cause, Plug
+from plugd.plug import NODE_NEWS_PER_MINUTE, Cause, Plug
 from plugd.store import StateDir, dump
 
 OWN = 4242
@@ -184,3 +184,19 @@ def test_stored_things_keep_their_names_and_extra_things(tmp_path, factory):
         (1, "Fridge"), (2, "Wats"), (3, "Daily Wats/Hour"), (4, "Clock"), (5, "Current A"),
         (6, "Total kWh"), (7, "Yesterday Wh"), (9, "Lamp")]
     assert plug.things[1].override and pin_history(factory) == [False, True]
+
+
+async def test_a_flood_of_node_ids_is_told_in_a_summary_not_event_by_event(tmp_path, factory):
+    clock = Clock()
+    plug = make_plug(tmp_path, factory, clock=clock)
+    for node_id in range(10_000, 10_200):  # 200 ids, each heard once: spoofed
+        plug.receive(b"%d:Spoof&1:1.00" % node_id, "10.0.0.66")
+    told = [e.message for e in plug.events if e.kind == "node"]
+    assert len(told) == NODE_NEWS_PER_MINUTE and told[0] == "node Spoof (10000) online at 10.0.0.66"
+    clock.mono += 61.0
+    plug.tick()  # the minute is over: the rest in one event; and the 200 went offline meanwhile
+    told = [e.message for e in plug.events if e.kind == "node"][NODE_NEWS_PER_MINUTE:]
+    assert told[0].startswith(f"{200 - NODE_NEWS_PER_MINUTE} more nodes came online or went offline")
+    assert len(told) == 1 + NODE_NEWS_PER_MINUTE  # a new minute: offline events, within budget
+    assert len(plug.registry.peers) == 200 and plug.registry.online_count() == 0
+    await plug.close()
