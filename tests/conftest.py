@@ -145,3 +145,13 @@ def send_udp(port: int, data: bytes) -> None:
     """A datagram to the daemon, from an unbound socket (never one bound to its port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(data, ("127.0.0.1", port))
+
+
+def listener(port: int, timeout: float = 15.0) -> socket.socket:
+    """A socket on the mesh port beside the daemons (SO_REUSEADDR): hears the loopback
+    broadcasts, as a node on the LAN or a capturing attacker would."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    sock.settimeout(timeout)
+    return sock

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, send_udp, wait_for
+from conftest import free_port, listener, send_udp, wait_for
 from plugd.wire import decode
 
 BIN = Path(sys.executable).parent
@@ -70,14 +70,6 @@ def running(tmp_path):
             r.proc.kill()
             r.proc.wait()
 
-
-def listener(port: int) -> socket.socket:
-    """Hears the loopback broadcasts on the mesh port, beside the daemon (SO_REUSEADDR)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
-    sock.settimeout(15)
-    return sock
 
 
 def test_simulated_plug_broadcasts_esp_datagrams_on_loopback(running, tmp_path):

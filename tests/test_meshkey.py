@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import free_port, send_udp, sim_config
+from conftest import free_port, listener, send_udp, sim_config
 from plugd import meshkey
 from plugd.config import parse
 from plugd.daemon import Daemon
@@ -248,14 +248,6 @@ async def node(tmp_path: Path, factory: Any, name: str, node_id: int, port: int,
     finally:
         await daemon.stop()
 
-
-def listener(port: int) -> socket.socket:
-    """A socket on the mesh port beside the daemons, as a capturing attacker would have."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("", port))
-    sock.settimeout(10)
-    return sock
 
 
 def broadcast(port: int, data: bytes, source: str = "127.0.0.1") -> None:
