@@ -8,7 +8,6 @@ that does something else than the user wrote.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import tomllib
 import typing
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from plugd.errors import ConfigError, ValidationError
-from plugd.model import MAX_NODE_ID, name_problem
+from plugd.model import MAX_NODE_ID, finite, name_problem
 
 DEFAULT_PATH = Path("/etc/plugd/plugd.toml")
 
@@ -272,15 +271,10 @@ def _coerce(key: str, kind: Any, value: Any) -> Any:
             raise ConfigError(key, f"expected {_type_name(kind)}, got {_toml_type(value)}")
         return [_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        # TOML has inf, nan and integers longer than any float: no limit or interval is one.
         try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if not math.isfinite(number):
-            shown = value if isinstance(value, float) else f"an integer of {len(str(abs(value)))} digits"
-            raise ConfigError(key, f"must be a finite number, got {shown}")
-        return number
+            return finite(value)
+        except ValueError as err:
+            raise ConfigError(key, f"must be a finite number, got {err}") from None
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
         raise ConfigError(key, f"expected {_type_name(kind)}, got {_toml_type(value)}")
     return value

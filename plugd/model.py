@@ -100,19 +100,27 @@ def read_int(obj: dict[str, Any], key: str, where: str, *, low: int | None = Non
     return value
 
 
+def finite(value: int | float) -> float:
+    """A JSON or TOML number as a float; ValueError, naming it, for inf, NaN or an integer
+    longer than any float (both formats allow them, and no value of plugd's is one)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"an integer of {len(str(abs(value)))} digits") from None
+    if not math.isfinite(number):
+        raise ValueError(str(value))
+    return number
+
+
 def read_float(obj: dict[str, Any], key: str, where: str) -> float:
     """A finite number field."""
     value = _get(obj, key, where)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"{where}.{key}", f"expected a number, got {describe(value)}")
     try:
-        number = float(value)
-    except OverflowError:  # an integer longer than any float (JSON allows them)
-        raise ValidationError(f"{where}.{key}", f"must be a finite number, got an integer of "
-                                                f"{len(str(abs(value)))} digits") from None
-    if not math.isfinite(number):
-        raise ValidationError(f"{where}.{key}", f"must be a finite number, got {value}")
-    return number
+        return finite(value)
+    except ValueError as err:
+        raise ValidationError(f"{where}.{key}", f"must be a finite number, got {err}") from None
 
 
 def read_bool(obj: dict[str, Any], key: str, where: str) -> bool:
