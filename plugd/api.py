@@ -530,6 +530,7 @@ async def _import_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
         calibration = Calibration.from_json(config["calibration"])
     # Each part is stored whole or not at all; a disk failing between parts is told exactly.
     stored: list[str] = []
+    before = {thing_id: plug.things[thing_id].override for thing_id in overrides}
     try:
         async with plug.recipes_lock:
             await plug.store_recipes(recipes)
@@ -543,6 +544,8 @@ async def _import_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
             plug.set_override(thing_id, override, api.cause)
         await plug.save_things()
     except StoreError as err:
+        for thing_id, override in before.items():  # flags live only in things.json: put back
+            plug.set_override(thing_id, override, api.cause)
         raise StoreError(f"the import stopped ({' and '.join(stored) or 'nothing'} stored, "
                          f"the rest not): {err}") from None
     plug.record("config", "configuration imported", api.cause)

@@ -224,6 +224,23 @@ async def test_an_import_cut_short_by_the_disk_says_what_was_stored(client, daem
     assert "the import stopped (the recipes stored, the rest not)" in refused["error"]
     assert "No space left on device" in refused["error"]
     assert daemon.node_name == "TestPlug"
+    # Cut short at the last part: an override flag, which lives only in things.json, is put back.
+    exported["settings"] = {}
+    exported["things"] = [{"id": 1, "override": True}]
+    failing = "things.json"
+
+    def things_fail(name: str, data: bytes, mode: int = 0o640) -> None:
+        if name == failing:
+            raise StoreError(f"cannot write {state.path / name}: No space left on device")
+        write(name, data, mode)
+
+    monkeypatch.setattr(state, "write", things_fail)
+    refused = await client.ask({"command": "import_config", "config": exported})
+    assert "(the recipes and the settings and the calibration stored, the rest not)" in refused["error"]
+    assert daemon.plug.things[ThingId.PLUG].override is False
+    failing = ""
+    await daemon.plug.writer.flush()
+    assert json.loads((state.path / "things.json").read_text())[0]["override"] is False
 
 
 async def test_events_are_pushed_and_the_power_history_is_kept(client, daemon):

@@ -28,6 +28,7 @@ from mesh import netns
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 SUBNET = "10.77.0.0/24"
+#: Sent to only by the processes started inside the namespaces (`in_namespace`), never the host.
 BROADCAST = "10.77.0.255"
 UDP_PORT = 2390
 HTTP_PORT = 8080
