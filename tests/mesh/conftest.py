@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 from websockets.sync.client import connect
 
 from conftest import wait_for  # tests/conftest.py, the suite's shared helpers
+from bench.harness import stop_process
 from mesh import netns
 
 HERE = Path(__file__).parent
@@ -69,14 +69,8 @@ class Node:
         return f"p-{self.key}"
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout=15)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
