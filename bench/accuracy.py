@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from bench.harness import percentile
 from bench.metering_rig import Chain, daemon_config
 from bench.report import Row, run_alone
-from plugd.config import Config
-from plugd.meter import current_meter, sensor_noise, volts_per_amp
+from plugd.service.config import Config
+from plugd.service.meter import current_meter, sensor_noise, volts_per_amp
 
 NAME = "Metering accuracy"
 OSCILLATOR_ERRORS = (-0.1, 0.0, 0.1)
@@ -47,7 +47,7 @@ TARGET_FROM_1A = 0.3
 #: The ESP8266 firmware zeroes readings under this.
 ESP_GATE_WATTS = 300.0
 ESP_ZERO_VOLTS = 2.5  # the ACS712's nominal zero at 5 V, before the divider
-#: plugd.meter.Meter publishes the current rounded to mA: 1 % steps at 0.1 A.
+#: plugd.service.meter.Meter publishes the current rounded to mA: 1 % steps at 0.1 A.
 PUBLISHED_DECIMALS = 3
 SMALL_LOAD = 0.1
 

@@ -36,12 +36,12 @@ from gpiozero.pins.mock import MockFactory
 
 from bench.metering_rig import daemon_config
 from bench.report import Row, run_alone
-from plugd.config import Config
+from plugd.service.config import Config
 from plugd.hardware.adc import BLOCK_SECONDS, Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.rig import ALERT_HISTORY, mains_for
-from plugd.meter import current_meter
-from plugd.metering import CurrentMeter
+from plugd.service.meter import current_meter
+from plugd.core.metering import CurrentMeter
 
 NAME = "Acquisition"
 SECONDS = 60.0  # run(): the Sampler on ALERT/RDY, and the emulator alone for as long

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 from bench.metering_rig import Chain, daemon_config
 from bench.report import Row, run_alone
-from plugd.config import Config
-from plugd.meter import current_meter
-from plugd.metering import Calibration, EnergyCounter
+from plugd.service.config import Config
+from plugd.service.meter import current_meter
+from plugd.core.metering import Calibration, EnergyCounter
 
 NAME = "Energy"
 START = datetime.datetime(2026, 11, 26, 18, 0)  # local time: no DST change either side

@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import harness, load
 from bench.report import Row, run_alone
-from plugd.config import MeshConfig
+from plugd.service.config import MeshConfig
 from plugd.ctl import ask
 
 NAME = "Footprint"

@@ -1,6 +1,6 @@
 """What the in-process benchmarks share: free ports, a daemon on mock pins, percentiles.
 
-The daemon is the real `plugd.daemon.Daemon` (mesh socket, recipes, web
+The daemon is the real `plugd.service.daemon.Daemon` (mesh socket, recipes, web
 server, timers) with gpiozero's MockFactory for pins, a throw-away state
 directory, and every socket on loopback.
 """
@@ -25,9 +25,9 @@ from typing import Any
 from gpiozero.pins.mock import MockFactory
 
 from bench.report import Row
-from plugd.api import Api
-from plugd.config import Config, parse
-from plugd.daemon import Daemon
+from plugd.doors.api import Api
+from plugd.service.config import Config, parse
+from plugd.service.daemon import Daemon
 
 #: The daemon's own node, as the benchmarks configure it.
 NODE_ID = 4242

@@ -27,9 +27,9 @@ from typing import Any
 
 from bench import harness, load
 from bench.report import Row, run_alone
-from plugd.daemon import Daemon
-from plugd.mesh import open_socket
-from plugd.model import Relation, ThingId
+from plugd.service.daemon import Daemon
+from plugd.doors.udp import open_socket
+from plugd.core.model import Relation, ThingId
 
 NAME = "Ingest"
 TRIALS = 5

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from bench import harness, load
 from bench.report import Row, run_alone
-from plugd.daemon import Daemon
-from plugd.model import Relation, ThingId
+from plugd.service.daemon import Daemon
+from plugd.core.model import Relation, ThingId
 
 NAME = "Control latency"
 SENSOR_NODE, SENSOR_THING = 777, 5

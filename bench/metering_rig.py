@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from plugd.config import Config, parse
+from plugd.service.config import Config, parse
 from plugd.hardware.adc import Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.rig import mains_for
-from plugd.metering import CurrentMeter, Window
+from plugd.core.metering import CurrentMeter, Window
 
 #: Seconds from a conversion's end to its read: the RDY callback's delay. The Sampler stamps a
 #: sample when its callback runs, and a read right on the edge would be at the mercy of rounding.

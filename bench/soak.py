@@ -34,7 +34,7 @@ from websockets.asyncio.client import connect
 from bench import load
 from bench.harness import PLUGD, PROCESS_CONFIG, free_port, stop_process
 from bench.report import Row, run_alone
-from plugd.daemon import HISTORY_POINTS
+from plugd.service.daemon import HISTORY_POINTS
 
 NAME = "Soak"
 NODES = range(300_001, 300_051)

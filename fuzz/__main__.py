@@ -40,9 +40,9 @@ def _tokens(door: str) -> list[str]:
         return ["&", ":", "\0", "nan", "inf", "-inf", "1e999", ".", "-", " - ", "2147483647",
                 "2147483648", "777:Kitchen", "&5:", "13:05:09 - 24.11.2026"]
     if door == "api":
-        from plugd.api import COMMANDS
-        from plugd.model import Recipe, Relation, Thing, ThingType
-        from plugd.settings import KEYS
+        from plugd.doors.api import COMMANDS
+        from plugd.core.model import Recipe, Relation, Thing, ThingType
+        from plugd.service.settings import KEYS
 
         recipe = Recipe(1, "r", 1, 1, 0.0, Relation.EQUALS, 1, 0.0, 0.0).to_json()
         thing = Thing(1, "t", ThingType.SWITCH).to_json()
@@ -52,7 +52,7 @@ def _tokens(door: str) -> list[str]:
         return ([f'"{name}"' for name in COMMANDS] + [f'"{key}":' for key in sorted(keys)]
                 + [f'"{key}"' for key in KEYS]
                 + ["NaN", "Infinity", "-Infinity", "1e400", "null", "true", "[", "{", "\\u0000"])
-    from plugd.config import Config
+    from plugd.service.config import Config
 
     words = []
     for section in dataclasses.fields(Config):

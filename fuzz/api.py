@@ -21,15 +21,15 @@ import atheris
 with atheris.instrument_imports(include=["plugd"]):
     from gpiozero.pins.mock import MockFactory
 
-    from plugd import settings
-    from plugd.api import Api
-    from plugd.auth import Auth
-    from plugd.config import Config, parse
+    from plugd.service import settings
+    from plugd.doors.api import Api
+    from plugd.doors.auth import Auth
+    from plugd.service.config import Config, parse
     from plugd.hardware.relay import Relay
-    from plugd.mesh import Registry
-    from plugd.meter import Meter
-    from plugd.plug import Plug
-    from plugd.store import StateDir, dump
+    from plugd.core.registry import Registry
+    from plugd.service.meter import Meter
+    from plugd.service.plug import Plug
+    from plugd.service.store import StateDir, dump
 
 NODE_ID = 4242
 #: Commands that are slow on purpose (a password hash, a simulated hang): not fuzzed here.

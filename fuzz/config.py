@@ -14,8 +14,8 @@ import atheris
 
 # tomllib too: the fuzzer learns TOML's shapes from its branches.
 with atheris.instrument_imports(include=["plugd", "tomllib"]):
-    import plugd.metering  # noqa: F401  (imported lazily by the front-end check)
-    from plugd.config import Config, parse
+    import plugd.core.metering  # noqa: F401  (imported lazily by the front-end check)
+    from plugd.service.config import Config, parse
     from plugd.errors import ConfigError
 
 

@@ -19,11 +19,11 @@ with atheris.instrument_imports(include=["plugd"]):
 
     from plugd.errors import WireError
     from plugd.hardware.relay import Relay
-    from plugd.mesh import Registry
-    from plugd.model import ON, Recipe, Relation, ThingId
-    from plugd.plug import Plug
-    from plugd.store import StateDir
-    from plugd.wire import decode
+    from plugd.core.registry import Registry
+    from plugd.core.model import ON, Recipe, Relation, ThingId
+    from plugd.service.plug import Plug
+    from plugd.service.store import StateDir
+    from plugd.core.wire import decode
 
 NODE_ID = 4242
 RELAY_PIN = 17

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from plugd import __version__
-from plugd.config import DEFAULT_PATH, Config, load
+from plugd.service.config import DEFAULT_PATH, Config, load
 from plugd.errors import ConfigError, PlugdError
-from plugd.systemd import RepeatFilter, journal_handler, listen_socket
+from plugd.service.systemd import RepeatFilter, journal_handler, listen_socket
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def setup_logging(level: str) -> RepeatFilter:
 
 
 async def serve(config: Config, reload_config: Any, repeats: RepeatFilter) -> int:
-    from plugd.daemon import Daemon
+    from plugd.service.daemon import Daemon
 
     daemon = Daemon(config, reload_config=reload_config, repeats=repeats)
     try:

@@ -12,10 +12,10 @@ from typing import Any
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
-from plugd.auth import CLI_TOKEN_FILE
-from plugd.config import StateConfig, load, simulate_defaults
+from plugd.doors.auth import CLI_TOKEN_FILE
+from plugd.service.config import StateConfig, load, simulate_defaults
 from plugd.errors import ConfigError
-from plugd.model import Relation
+from plugd.core.model import Relation
 
 RELATION_WORDS = {Relation.EQUALS: "is", Relation.NOT_EQUALS: "is not",
                   Relation.BIGGER_THAN: "is above", Relation.SMALLER_THAN: "is below",

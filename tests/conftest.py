@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, settings
 from gpiozero.pins.mock import MockFactory
 from websockets.asyncio.client import ClientConnection, connect
 
-from plugd.config import Config, parse
-from plugd.daemon import Daemon
+from plugd.service.config import Config, parse
+from plugd.service.daemon import Daemon
 from plugd.hardware.sim.gpio import StandInGPIO, install
 
 # Tests check behaviour, never timings: no deadline, and no health check that a busy machine fails.

@@ -9,7 +9,7 @@ from websockets.exceptions import ConnectionClosedError
 
 from conftest import NODE_ID, send_udp
 from plugd.errors import StoreError
-from plugd.model import ThingId
+from plugd.core.model import ThingId
 
 RECIPE = {"name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
           "targetValue": 19, "localThingId": 1, "localValue": 1}

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from conftest import Client, sim_config
-from plugd.daemon import Daemon
+from plugd.service.daemon import Daemon
 from plugd.errors import StoreError
 
 

@@ -17,13 +17,13 @@ import time
 from websockets.asyncio.client import connect
 
 from conftest import Client, sim_config, until
-from plugd.auth import FREE_FAILURES, Auth
-from plugd.daemon import Daemon
-from plugd.mesh import Registry
-from plugd.metering import EnergyCounter
-from plugd.model import ThingId
-from plugd.plug import Plug
-from plugd.store import StateDir
+from plugd.doors.auth import FREE_FAILURES, Auth
+from plugd.service.daemon import Daemon
+from plugd.core.registry import Registry
+from plugd.core.metering import EnergyCounter
+from plugd.core.model import ThingId
+from plugd.service.plug import Plug
+from plugd.service.store import StateDir
 
 HOUR = 3600.0
 OWN, PEER = 4242, 777

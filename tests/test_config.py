@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugd import config
+from plugd.service import config
 from plugd.cli import main
 from plugd.errors import ConfigError
 

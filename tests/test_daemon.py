@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port, listener, send_udp, wait_for
-from plugd.wire import decode
+from plugd.core.wire import decode
 
 BIN = Path(sys.executable).parent
 

@@ -268,7 +268,7 @@ from plugd.hardware.sim.gpio import install
 install()  # RPi.GPIO: from python3-rpi-lgpio | python3-rpi.gpio on a Pi
 import adafruit_ads1x15.ads1115, adafruit_ads1x15.analog_in, adafruit_ads1x15.ads1x15
 import gpiozero.pins.mock, tm1637, smbus2, zeroconf.asyncio, websockets.asyncio.server
-import plugd.daemon, plugd.ctl, plugd.mdns, plugd.systemd, plugd.hardware.i2c
+import plugd.service.daemon, plugd.ctl, plugd.doors.mdns, plugd.service.systemd, plugd.hardware.i2c
 from importlib.metadata import entry_points
 assert "lgpio" in {e.name for e in entry_points(group="gpiozero_pin_factories")}
 for name, module in sorted(sys.modules.items()):

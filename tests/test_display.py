@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from plugd.config import DISPLAY_MODES
+from plugd.service.config import DISPLAY_MODES
 from plugd.errors import HardwareError
 from plugd.hardware.display import Display, Fault, Reading, render, render_text
 from plugd.hardware.sim.tm1637 import TM1637Chip

@@ -26,14 +26,14 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from websockets.asyncio.client import connect
 
 from conftest import Client, sim_config, until, wait_for
-from plugd.daemon import Daemon
+from plugd.service.daemon import Daemon
 from plugd.hardware.adc import Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.errors import ValidationError
-from plugd.meter import current_meter
-from plugd.metering import CurrentMeter
-from plugd.model import ThingId
-from plugd.wire import decode
+from plugd.service.meter import current_meter
+from plugd.core.metering import CurrentMeter
+from plugd.core.model import ThingId
+from plugd.core.wire import decode
 
 LOAD = 1000.0
 #: A new retry starts once the bus has been quiet this long (a failed attempt is one burst).

@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from bench import flood
-from plugd.mesh import kernel_drops
+from plugd.doors.udp import kernel_drops
 
 SECONDS = 15.0
 RATE = 10_000  # well below the bench's, so the suite on a busy machine still floods for real

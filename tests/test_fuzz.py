@@ -24,16 +24,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import NODE_ID
-from plugd import config, settings as plug_settings
-from plugd.api import COMMANDS, Api
+from plugd.service import config, settings as plug_settings
+from plugd.doors.api import COMMANDS, Api
 from plugd.cli import main as cli_main
 from plugd.errors import ConfigError, WireError
 from plugd.hardware.relay import Relay
-from plugd.mesh import Registry
-from plugd.model import MAX_NAME, ON, Recipe, Relation, ThingId, name_problem
-from plugd.plug import Plug
-from plugd.store import StateDir
-from plugd.wire import decode
+from plugd.core.registry import Registry
+from plugd.core.model import MAX_NAME, ON, Recipe, Relation, ThingId, name_problem
+from plugd.service.plug import Plug
+from plugd.service.store import StateDir
+from plugd.core.wire import decode
 
 ETC = Path(__file__).resolve().parent.parent / "etc" / "plugd.toml"
 #: A fixture built once per test function serves every example of it, on purpose.

@@ -22,7 +22,7 @@ import pytest
 from zeroconf import AddressResolverIPv4, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from plugd.mdns import SERVICE_TYPE, Announcer, host_label, interface_addresses
+from plugd.doors.mdns import SERVICE_TYPE, Announcer, host_label, interface_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE, PEER, OTHER, ASKER = "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"

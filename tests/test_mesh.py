@@ -2,9 +2,11 @@ import heapq
 
 import pytest
 
-from plugd.mesh import Broadcaster, Peer, Registry, Throttle, parse_records
+from plugd.core.registry import Peer, Registry, parse_records
+
+from plugd.doors.udp import Broadcaster, Throttle
 from plugd.errors import ValidationError
-from plugd.wire import decode
+from plugd.core.wire import decode
 
 OWN = 4242
 

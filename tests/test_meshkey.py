@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import free_port, listener, send_udp, sim_config
-from plugd import meshkey
-from plugd.config import parse
-from plugd.daemon import Daemon
+from plugd.core import meshkey
+from plugd.service.config import parse
+from plugd.service.daemon import Daemon
 from plugd.errors import ConfigError, StoreError, WireError
-from plugd.meshkey import Guard, Signer, sign, verify
-from plugd.store import StateDir
-from plugd.wire import MAX_DATAGRAM, decode, encode
+from plugd.core.meshkey import Guard, Signer, sign, verify
+from plugd.service.store import StateDir
+from plugd.core.wire import MAX_DATAGRAM, decode, encode
 
 KEY = b"kitchen and hall share this"
 OTHER_KEY = b"a key someone guessed wrongly"

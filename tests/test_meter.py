@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from conftest import Client, until
-from plugd.daemon import Daemon
-from plugd.model import ThingId
-from plugd.wire import decode
+from plugd.service.daemon import Daemon
+from plugd.core.model import ThingId
+from plugd.core.wire import decode
 from websockets.asyncio.client import connect
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plugd.errors import ValidationError
-from plugd.metering import (FULL_SCALES, GAP_PERIODS, IDLE_WINDOWS, MAX_IDLE_AMPS, SENSORS,
+from plugd.core.metering import (FULL_SCALES, GAP_PERIODS, IDLE_WINDOWS, MAX_IDLE_AMPS, SENSORS,
                             Calibration, CurrentMeter, EnergyCounter, Window, averaging_gain,
                             calibrate_current, calibrate_power, calibrate_voltage,
                             check_front_end, power_watts)

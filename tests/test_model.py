@@ -1,7 +1,7 @@
 import pytest
 
 from plugd.errors import ValidationError
-from plugd.model import (Recipe, Relation, Thing, ThingType, default_things, name_problem,
+from plugd.core.model import (Recipe, Relation, Thing, ThingType, default_things, name_problem,
                          sanitize_name)
 
 RECIPE_JSON = {"id": 3, "name": "heat", "sourceNodeId": 10223344, "sourceThingId": 5,

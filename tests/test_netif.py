@@ -1,6 +1,6 @@
 import ifaddr
 
-from plugd import netif
+from plugd.service import netif
 
 
 def fake_sys(tmp_path, interfaces):

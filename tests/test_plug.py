@@ -3,10 +3,10 @@ import json
 import pytest
 from plugd.errors import HardwareError
 from plugd.hardware.relay import Relay
-from plugd.mesh import Registry
-from plugd.model import Recipe, Relation, ThingId
-from plugd.plug import NODE_NEWS_PER_MINUTE, Cause, Plug
-from plugd.store import StateDir, dump
+from plugd.core.registry import Registry
+from plugd.core.model import Recipe, Relation, ThingId
+from plugd.service.plug import NODE_NEWS_PER_MINUTE, Cause, Plug
+from plugd.service.store import StateDir, dump
 
 OWN = 4242
 SENSOR = 777

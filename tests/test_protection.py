@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plugd.errors import ValidationError
-from plugd.protection import Protection, Trip
+from plugd.core.protection import Protection, Trip
 
 
 def feed(protection, readings, start=0.0, step=1.0):

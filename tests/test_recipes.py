@@ -3,8 +3,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plugd.errors import ValidationError
-from plugd.model import Recipe, Relation
-from plugd.recipes import MAX_RECIPES, Action, RecipeBook
+from plugd.core.model import Recipe, Relation
+from plugd.core.recipes import MAX_RECIPES, Action, RecipeBook
 
 OWN = 4242
 SENSOR = 777

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from plugd.errors import StoreError, ValidationError
-from plugd.store import StateDir, Writer, dump
+from plugd.service.store import StateDir, Writer, dump
 
 
 def parse_list(obj):

@@ -1,4 +1,4 @@
-"""plugd.systemd against fake systemd ends: a notify socket, inherited listening sockets, a
+"""plugd.service.systemd against fake systemd ends: a notify socket, inherited listening sockets, a
 journal stream, and a clock for the repeat filter. Each protocol is tested twice where it
 matters: through systemd-python's bindings, and by hand as after a pip install without them."""
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from plugd.systemd import JournalFields, Notifier, RepeatFilter, journal_handler, listen_socket
+from plugd.service.systemd import JournalFields, Notifier, RepeatFilter, journal_handler, listen_socket
 
 WITH_BINDINGS = pytest.param("bindings", id="bindings")
 BY_HAND = pytest.param("by-hand", id="by-hand")
@@ -153,7 +153,7 @@ def test_without_notify_socket_nothing_is_sent(mode: str,
 def test_a_dead_socket_is_a_warning(make_notifier: Callable[[dict[str, str]], Notifier],
                                     short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     notifier = make_notifier({"NOTIFY_SOCKET": str(short_dir / "gone")})
-    with caplog.at_level(logging.WARNING, logger="plugd.systemd"):
+    with caplog.at_level(logging.WARNING, logger="plugd.service.systemd"):
         notifier.ready()
     assert "cannot notify systemd" in caplog.text
 
@@ -192,7 +192,7 @@ for index, fd in enumerate(fds):
     os.dup2(fd, 3 + index)
 os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES="a:b")
 
-from plugd.systemd import listen_socket
+from plugd.service.systemd import listen_socket
 
 sock = listen_socket()
 port = sock.getsockname()[1]

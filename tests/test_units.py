@@ -108,7 +108,7 @@ try:
 except PermissionError:
     pass
 assert ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x + 1)(41) == 42
-import ifaddr, plugd.cli, plugd.daemon, smbus2
+import ifaddr, plugd.cli, plugd.service.daemon, smbus2
 assert ifaddr.get_adapters()
 print("ok")
 """

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from plugd.config import DISPLAY_MODES
+from plugd.service.config import DISPLAY_MODES
 from plugd.errors import HardwareError
 
 #: Segment patterns (bit 0 segment a at the top, clockwise to f, bit 6 g in the middle).

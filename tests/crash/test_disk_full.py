@@ -23,7 +23,7 @@ from gpiozero.pins.mock import MockFactory
 from websockets.asyncio.client import connect
 
 from conftest import Client, sim_config
-from plugd.daemon import Daemon
+from plugd.service.daemon import Daemon
 
 RELAY_PIN = 17
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"

@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from plugd.api import Api
-from plugd.daemon import Daemon
-from plugd.store import StateDir
+from plugd.doors.api import Api
+from plugd.service.daemon import Daemon
+from plugd.service.store import StateDir
 
 
 def recipe(name: str, recipe_id: int = 0) -> str:

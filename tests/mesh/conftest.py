@@ -83,7 +83,7 @@ class Node:
 class PlugNode(Node):
     """A plugd daemon."""
 
-    #: Empty: plugd finds the interface's directed broadcast itself (plugd.netif).
+    #: Empty: plugd finds the interface's directed broadcast itself (plugd.service.netif).
     broadcast: list[str] = field(default_factory=list)
     state: Path = Path()
 

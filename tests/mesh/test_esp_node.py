@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import free_port, wait_for
 from mesh.esp_node import clock_text, datagram, heard, subnet_broadcast
-from plugd.wire import decode
+from plugd.core.wire import decode
 
 HERE = Path(__file__).parent
 

@@ -16,7 +16,7 @@ from conftest import wait_for  # tests/conftest.py, the suite's shared helpers
 from mesh import netns
 from mesh.conftest import (BRIDGE, BROADCAST, INTERVAL, OFFLINE_AFTER, SUBNET, Mesh, PlugNode,
                            mac_node_id)
-from plugd.model import Relation
+from plugd.core.model import Relation
 
 PROBLEM = netns.unusable()
 if PROBLEM:

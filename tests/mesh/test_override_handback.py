@@ -5,7 +5,7 @@ sent on loopback, so it runs without root.
 """
 
 from conftest import send_udp
-from plugd.model import ThingId
+from plugd.core.model import ThingId
 
 SOURCE = 777
 RECIPE = {"id": 1, "name": "follow 777", "sourceNodeId": SOURCE, "sourceThingId": 1, "relation": 0,

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from gpiozero.pins.mock import MockFactory
 
-from plugd.config import Config
+from plugd.service.config import Config
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.gpio import StandInGPIO, install
 from plugd.hardware.sim.mains import MainsModel
 from plugd.hardware.sim.tm1637 import TM1637Chip
-from plugd.metering import SENSORS
+from plugd.core.metering import SENSORS
 
 ALERT_HISTORY = 64
 

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from plugd.errors import ValidationError
-from plugd.model import describe, read_float, require_object
+from plugd.core.model import describe, read_float, require_object
 
 # --- parameters -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import ifaddr
 from zeroconf import AddressResolverIPv4, NonUniqueNameException
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from plugd import netif
+from plugd.service import netif
 
 log = logging.getLogger(__name__)
 

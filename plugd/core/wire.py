@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from plugd.errors import WireError
-from plugd.model import MAX_NODE_ID, name_problem
+from plugd.core.model import MAX_NODE_ID, name_problem
 
 #: The firmware's receive buffer; keep what we send well under it.
 MAX_DATAGRAM = 512
-#: Names of the fields a signed datagram ends with (see plugd.meshkey): not thing values.
+#: Names of the fields a signed datagram ends with (see plugd.core.meshkey): not thing values.
 SIGNATURE_FIELDS = frozenset({b"ctr", b"sig"})
 
 # What C's atof accepts as the start of a string, without its nan/inf forms.

@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from plugd import settings
-from plugd.auth import AUTH_FILE
+from plugd.service import settings
+from plugd.doors.auth import AUTH_FILE
 from plugd.errors import PlugdError, StoreError, ValidationError
 from plugd.hardware.sim.ads1115 import FAULTS as ADC_FAULTS
-from plugd.metering import Calibration
-from plugd.model import (
+from plugd.core.metering import Calibration
+from plugd.core.model import (
     MAX_NODE_ID,
     OFF,
     ON,
@@ -42,14 +42,14 @@ from plugd.model import (
     read_int,
     require_object,
 )
-from plugd.plug import Cause, Plug
-from plugd.recipes import RecipeBook
+from plugd.service.plug import Cause, Plug
+from plugd.core.recipes import RecipeBook
 
 if TYPE_CHECKING:
-    from plugd.auth import Auth
-    from plugd.config import Config
+    from plugd.doors.auth import Auth
+    from plugd.service.config import Config
     from plugd.hardware.sim.rig import Simulation
-    from plugd.meter import Meter
+    from plugd.service.meter import Meter
 
 
 class Host(Protocol):

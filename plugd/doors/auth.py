@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugd.errors import ValidationError
-from plugd.model import read_int, require_object
-from plugd.store import StateDir, dump
+from plugd.core.model import read_int, require_object
+from plugd.service.store import StateDir, dump
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from plugd.errors import ValidationError, WireError
-from plugd.store import StateDir, dump
-from plugd.wire import MAX_DATAGRAM
+from plugd.service.store import StateDir, dump
+from plugd.core.wire import MAX_DATAGRAM
 
 #: Hex digits of the tag: 16 bytes of the HMAC, far beyond guessing on a LAN.
 TAG_HEX = 32

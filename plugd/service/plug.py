@@ -19,12 +19,12 @@ from typing import Any, NamedTuple
 
 from plugd.errors import HardwareError, PlugdError, ValidationError, WireError
 from plugd.hardware.relay import Relay
-from plugd.mesh import Heard, Peer, Registry, parse_records
-from plugd.meshkey import Guard, Signer
-from plugd.model import ON, Recipe, Thing, ThingId, ThingType, default_things, esp_time
-from plugd.recipes import RecipeBook
-from plugd.store import StateDir, Writer, dump
-from plugd.wire import decode, encode, format_clock, format_number
+from plugd.core.registry import Heard, Peer, Registry, parse_records
+from plugd.core.meshkey import Guard, Signer
+from plugd.core.model import ON, Recipe, Thing, ThingId, ThingType, default_things, esp_time
+from plugd.core.recipes import RecipeBook
+from plugd.service.store import StateDir, Writer, dump
+from plugd.core.wire import decode, encode, format_clock, format_number
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Plug:
         #: Held from reading the recipe list to storing the new one, so that two clients'
         #: changes cannot both start from the same list and the second drop the first's.
         self.recipes_lock = asyncio.Lock()
-        #: With a mesh key: what checks received datagrams, and what signs ours (plugd.meshkey).
+        #: With a mesh key: what checks received datagrams, and what signs ours (plugd.core.meshkey).
         self.guard: Guard | None = None
         self.signer: Signer | None = None
 

@@ -25,9 +25,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from plugd.api import Api
-from plugd.auth import SESSION_IDLE, Auth
-from plugd.config import HttpConfig
+from plugd.doors.api import Api
+from plugd.doors.auth import SESSION_IDLE, Auth
+from plugd.service.config import HttpConfig
 
 log = logging.getLogger(__name__)
 

@@ -20,25 +20,27 @@ from typing import TYPE_CHECKING, Any
 
 from gpiozero import Factory
 
-from plugd import __version__, meshkey, netif, settings
-from plugd.api import Api
-from plugd.auth import Auth
-from plugd.config import Config
+from plugd import __version__
+from plugd.core import meshkey
+from plugd.service import netif, settings
+from plugd.doors.api import Api
+from plugd.doors.auth import Auth
+from plugd.service.config import Config
 from plugd.errors import ConfigError, HardwareError
 from plugd.hardware import pin_factory as default_pin_factory
 from plugd.hardware.adc import Sampler
 from plugd.hardware.display import Display, Fault, Reading
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
-from plugd.mesh import (Broadcaster, MeshEndpoint, Peer, Registry, Throttle, kernel_drops,
-                        open_socket)
-from plugd.mdns import Announcer
-from plugd.meter import Meter
-from plugd.model import ThingId, esp_time, sanitize_name
-from plugd.plug import Cause, Change, Plug
-from plugd.store import StateDir, dump
-from plugd.systemd import Notifier, RepeatFilter
-from plugd.web import WebServer
+from plugd.core.registry import Peer, Registry
+from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
+from plugd.doors.mdns import Announcer
+from plugd.service.meter import Meter
+from plugd.core.model import ThingId, esp_time, sanitize_name
+from plugd.service.plug import Cause, Change, Plug
+from plugd.service.store import StateDir, dump
+from plugd.service.systemd import Notifier, RepeatFilter
+from plugd.doors.web import WebServer
 
 if TYPE_CHECKING:
     from plugd.hardware.sim.rig import Simulation

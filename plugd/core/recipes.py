@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from plugd.errors import ValidationError
-from plugd.model import Recipe
+from plugd.core.model import Recipe
 
 MAX_RECIPES = 256
 

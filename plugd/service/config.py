@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from plugd.errors import ConfigError, ValidationError
-from plugd.model import MAX_NODE_ID, finite, name_problem
+from plugd.core.model import MAX_NODE_ID, finite, name_problem
 
 DEFAULT_PATH = Path("/etc/plugd/plugd.toml")
 
@@ -85,7 +85,7 @@ class MeshConfig:
     max_nodes: int = field(default=256, metadata=_check(
         lambda v: None if 1 <= v <= 100_000 else f"must be between 1 and 100000, got {v}"))
     max_changes_per_second: float = field(default=10.0, metadata=_check(_positive))
-    #: Shared key: sign what we send, refuse what is not signed with it (see plugd.meshkey).
+    #: Shared key: sign what we send, refuse what is not signed with it (see plugd.core.meshkey).
     mesh_key: str = field(default="", metadata=_check(_mesh_key))
     #: With a mesh key: node ids whose unsigned datagrams are still accepted (ESP8266 nodes).
     trusted_esp_nodes: list[int] = field(default_factory=list, metadata=_check(_node_ids))
@@ -343,7 +343,7 @@ def parse(text: str, overrides: dict[str, Any] | None = None, *, simulate: bool 
 
 def _check_front_end(config: Config) -> None:
     """The sensor, divider and ADC range must measure the sensor's whole range unclipped."""
-    from plugd.metering import check_front_end
+    from plugd.core.metering import check_front_end
 
     meter, adc = config.meter, config.adc
     if not adc.enabled or meter.mv_per_amp > 0:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugd.config import Config, updated
+from plugd.service.config import Config, updated
 from plugd.errors import ValidationError
-from plugd.model import require_object
-from plugd.store import StateDir
+from plugd.core.model import require_object
+from plugd.service.store import StateDir
 
 SETTINGS_FILE = "settings.json"
 #: What the page may change: the rest needs the administrator (pins, ports, limits).

@@ -21,9 +21,9 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from plugd.config import Config
+from plugd.service.config import Config
 from plugd.errors import HardwareError, ValidationError
-from plugd.metering import (
+from plugd.core.metering import (
     INPUT_HEADROOM,
     SENSORS,
     Calibration,
@@ -35,10 +35,10 @@ from plugd.metering import (
     calibrate_voltage,
     power_watts,
 )
-from plugd.model import ON, ThingId
-from plugd.plug import Cause, Change, Plug
-from plugd.protection import Protection
-from plugd.store import dump
+from plugd.core.model import ON, ThingId
+from plugd.service.plug import Cause, Change, Plug
+from plugd.core.protection import Protection
+from plugd.service.store import dump
 
 log = logging.getLogger(__name__)
 
