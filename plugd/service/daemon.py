@@ -140,6 +140,7 @@ class Daemon:
         self.broadcaster.on_interval.append(self._push_things)
         self._node_pushes = Throttle(loop, self._push_node, NODE_PUSH_GAP)
         self.plug.listeners.append(self._on_change)
+        self.plug.on_broadcast = self.broadcaster.changed
         self.broadcaster.start()
         self._tasks = [asyncio.create_task(self._every_second(), name="tick"),
                        asyncio.create_task(self._save_nodes(), name="save-nodes")]
@@ -216,13 +217,13 @@ class Daemon:
 
         def on_fault(err: Exception | None) -> None:
             message = "display back" if err is None else f"display failed: {err}"
-            loop.call_soon_threadsafe(self.plug.record, "fault", message, Cause("display"))
+            loop.call_soon_threadsafe(self.plug.record, "fault", message, Cause("display"), "display")
 
         try:
             return Display(display.clk, display.dio, brightness=display.brightness,
                            mode=display.mode, on_fault=on_fault)
         except HardwareError as err:
-            self.plug.record("fault", f"no display: {err}", Cause("display"))
+            self.plug.record("fault", f"no display: {err}", Cause("display"), "display")
             return None
 
     def _show(self) -> None:
@@ -314,8 +315,6 @@ class Daemon:
         self.endpoint.send(self.plug.datagram(), self.broadcast_targets(), self.config.mesh.udp_port)
 
     def _on_change(self, change: Change) -> None:
-        if change.thing is not None and (change.cause is None or change.cause.kind != "clock"):
-            self.broadcaster.changed()
         if not self.web.clients:  # the messages below cost more than the packet that made them
             return
         if change.thing is not None:

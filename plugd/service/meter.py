@@ -135,8 +135,10 @@ class Meter:
         self._publish_energy()
 
     def _relay_watch(self, change: Change) -> None:
+        """A switch starts a new window: the next reading is of the load after it, not a blend."""
         if change.thing is not None and change.thing.id == ThingId.PLUG:
             self._switched_at = self.loop.time()
+            self.meter.restart(self._switched_at)
 
     def _today(self) -> date:
         return datetime.fromtimestamp(self.wall()).date()
@@ -164,9 +166,9 @@ class Meter:
             self._faults[source] = text
         was, self.fault = self.fault, self._faults.get("bus", self._faults.get("readings"))
         if self.fault is None and was is not None:
-            self.plug.record("fault", "current sensor back", SENSOR)
+            self.plug.record("fault", "current sensor back", SENSOR, "sensor")
         elif self.fault is not None and was is None:
-            self.plug.record("fault", f"current sensor failed: {self.fault}", SENSOR)
+            self.plug.record("fault", f"current sensor failed: {self.fault}", SENSOR, "sensor")
             self.plug.invalidate(SENSOR_THINGS, SENSOR)
             self.energy.add(None, self.loop.time(), self._today())
 
@@ -186,7 +188,7 @@ class Meter:
             self.clipped = window.clipped
             if window.clipped:
                 self.plug.record("fault", "the current is beyond the sensor's range (clipped): "
-                                          "the reading is too low", SENSOR)
+                                          "the reading is too low", SENSOR, "sensor")
         self.plug.set_thing(ThingId.CURRENT, round(amps, 3), SENSOR)
         self.plug.set_thing(ThingId.POWER, round(watts, 2), SENSOR)
         self.energy.add(watts, window.end, self._today())

@@ -1,9 +1,10 @@
-"""The plug: its things, its recipes, and the one path every change of a value takes.
+"""The running plug: the asyncio shell around the pure `PlugCore`.
 
-`Plug.set_thing` applies the override rule, drives the relay, schedules the
-save, records the event and tells every listener (WebSocket clients, the mesh
-broadcaster) with the cause attached. Nothing else switches the relay.
-The plug owns no sockets: the daemon feeds it datagrams and clock ticks.
+It loads the plug's state from the state directory, feeds the core its
+inputs with the time, and hands each output to the outlets in order: the
+relay pin first (reporting back to the core how it went), then the listeners
+(WebSocket pushes, the meter), the journal, the store and the broadcaster.
+Nothing else switches the relay.
 """
 
 from __future__ import annotations
@@ -11,80 +12,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from plugd.errors import HardwareError, PlugdError, ValidationError, WireError
-from plugd.hardware.relay import Relay
-from plugd.core.registry import Heard, Peer, Registry, parse_records
+from plugd.core.events import Event, EventLog
 from plugd.core.meshkey import Guard, Signer
-from plugd.core.model import ON, Recipe, Thing, ThingId, ThingType, default_things, esp_time
-from plugd.core.recipes import RecipeBook
+from plugd.core.model import ON, Recipe, Thing, ThingType, default_things
+from plugd.core.plug import Cause, Change, Now, Output, PlugCore
+from plugd.core.recipes import RecipeBook, parse_outcomes
+from plugd.core.registry import Registry, parse_records
+from plugd.errors import HardwareError, ValidationError
+from plugd.hardware.relay import Relay
 from plugd.service.store import StateDir, Writer, dump
-from plugd.core.wire import decode, encode, format_clock, format_number
 
 log = logging.getLogger(__name__)
 
 THINGS_FILE = "things.json"
 RECIPES_FILE = "recipes.json"
+OUTCOMES_FILE = "recipe-outcomes.json"
 NODES_FILE = "nodes.json"
-#: Things the meter sets; they are invalid (not sent, shown as faults) until it has a reading.
-METERED = frozenset({ThingId.POWER, ThingId.ENERGY_TODAY, ThingId.CURRENT, ThingId.ENERGY_TOTAL,
-                     ThingId.ENERGY_YESTERDAY})
-#: Things whose value a sensor or the clock sets; users and recipes cannot.
-MEASURED = METERED | {ThingId.CLOCK}
-#: How deep recipes may trigger recipes (a rule on the plug that switches the plug).
-MAX_CASCADE = 8
-MAX_EVENTS = 200
-#: Node online/offline events told one by one in a minute, at most; the rest are counted and
-#: told as one, so spoofed node ids cannot bury the events, the journal and the pages.
-NODE_NEWS_PER_MINUTE = 60
-
-
-@dataclass(frozen=True, slots=True)
-class Cause:
-    """Why a value changed: `user`, `recipe`, `sensor`, `clock`, `start` or `protection`."""
-
-    kind: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.detail}" if self.detail else self.kind
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    time: int  # seconds since 2000, the firmware's epoch
-    kind: str  # relay, thing, node, recipe, fault, config
-    message: str
-    cause: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"time": self.time, "kind": self.kind, "message": self.message, "cause": self.cause}
-
-
-class Change(NamedTuple):
-    """A local thing that took a new value, a peer that was heard or lost, or an event.
-
-    A tuple: one is made for every packet and every reading, and tuples are cheap.
-    """
-
-    thing: Thing | None = None
-    cause: Cause | None = None
-    peer: Peer | None = None
-    event: Event | None = None
+FILES = {"things": THINGS_FILE, "outcomes": OUTCOMES_FILE}
 
 
 def parse_things(obj: Any) -> list[Thing]:
+    """things.json: the local things with their values and override flags."""
     if not isinstance(obj, list):
         raise ValidationError("things", "expected a list")
     return [Thing.from_json(item, f"things[{i}]") for i, item in enumerate(obj)]
 
 
 def parse_recipes(obj: Any) -> list[Recipe]:
+    """recipes.json: the recipe list, in order."""
     if not isinstance(obj, list):
         raise ValidationError("recipes", "expected a list")
     recipes = [Recipe.from_json(item, f"recipes[{i}]") for i, item in enumerate(obj)]
@@ -93,243 +51,192 @@ def parse_recipes(obj: Any) -> list[Recipe]:
 
 
 class Plug:
+    """The plug as the daemon and the API see it: the core's state, and commands that run
+    the core's decisions through the outlets before they return."""
+
     def __init__(self, *, node_id: int, node_name: str, state: StateDir,
-                 open_relay: Callable[[bool], Relay] | None, registry: Registry, power_on_state: str = "last",
-                 wall: Callable[[], float] = time.time,
+                 open_relay: Callable[[bool], Relay] | None, registry: Registry,
+                 power_on_state: str = "last", wall: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.node_id = node_id
-        self.node_name = node_name
         self.state = state
         self.writer = Writer(state)
-        self.relay: Relay | None = None
-        self.registry = registry
         self.wall = wall
         self.monotonic = monotonic
-        self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
-        #: Node comings and goings told this minute, held back beyond the budget, and since when.
-        self._news_told, self._news_held, self._news_since = 0, 0, float("-inf")
         self.listeners: list[Callable[[Change], None]] = []
-        self._depth = 0
+        #: Called when a value that travels on the mesh changed (the broadcaster's cue).
+        self.on_broadcast: Callable[[], None] | None = None
         self._nodes_dirty = False
-        #: Why the protection switched the relay off; recipes cannot switch it on meanwhile.
-        self.tripped: str | None = None
-        #: Why the relay's pin refused the last switching (None: it switched).
-        self.relay_fault: str | None = None
         #: Held from reading the recipe list to storing the new one, so that two clients'
         #: changes cannot both start from the same list and the second drop the first's.
         self.recipes_lock = asyncio.Lock()
-        #: With a mesh key: what checks received datagrams, and what signs ours (plugd.core.meshkey).
-        self.guard: Guard | None = None
-        self.signer: Signer | None = None
 
         stored = {t.id: t for t in state.load(THINGS_FILE, parse_things, default_things)}
         things = {t.id: stored.get(t.id, t) for t in default_things()}
         things.update({i: t for i, t in stored.items() if i not in things})
-        # Measured values start from nothing; a sensor sets them.
-        for thing_id in MEASURED:
-            things[thing_id] = replace(things[thing_id], value=0.0)
-        self.things: dict[int, Thing] = dict(sorted(things.items()))
-        self.invalid: set[int] = set(METERED)
-        self.recipes = RecipeBook(state.load(RECIPES_FILE, parse_recipes, list))
+        recipes = RecipeBook(state.load(RECIPES_FILE, parse_recipes, list),
+                             state.load(OUTCOMES_FILE, parse_outcomes, dict))
         registry.load(state.load(NODES_FILE, parse_records, list))
-
-        plug = self.things[ThingId.PLUG]
-        initial = {"on": ON, "off": 0.0}.get(power_on_state, plug.value)
-        self.things[ThingId.PLUG] = replace(plug, value=initial)
-        if open_relay is not None:
-            self.relay = open_relay(initial == ON)
+        last = things[1].value == ON
+        initial = {"on": True, "off": False}.get(power_on_state, last)
+        self.relay: Relay | None = None if open_relay is None else open_relay(initial)
+        self.core = PlugCore(node_id=node_id, node_name=node_name, things=things.values(),
+                             recipes=recipes, registry=registry, relay_on=initial)
         self.record("relay", f"relay {'on' if initial else 'off'} at start "
-                             f"(power_on_state = {power_on_state})", Cause("start"))
+                             f"(power_on_state = {power_on_state})", Cause("start"), subject="relay")
 
-    # --- the one path of every change -------------------------------------
+    # --- the core's state, read-only for everyone else -----------------------------------
+
+    @property
+    def node_id(self) -> int:
+        """This node's id on the mesh."""
+        return self.core.node_id
+
+    @property
+    def node_name(self) -> str:
+        """This node's name on the mesh; a rename takes effect at the next broadcast."""
+        return self.core.node_name
+
+    @node_name.setter
+    def node_name(self, name: str) -> None:
+        self.core.node_name = name
+
+    @property
+    def things(self) -> dict[int, Thing]:
+        """The local things by id."""
+        return self.core.things
+
+    @property
+    def invalid(self) -> set[int]:
+        """Ids of things without a valid value (a failed or not yet read sensor)."""
+        return self.core.invalid
+
+    @property
+    def recipes(self) -> RecipeBook:
+        """The recipes in force."""
+        return self.core.recipes
+
+    @property
+    def registry(self) -> Registry:
+        """The nodes heard on the mesh."""
+        return self.core.registry
+
+    @property
+    def events(self) -> EventLog:
+        """The event log people read."""
+        return self.core.events
+
+    @property
+    def tripped(self) -> str | None:
+        """Why the protection holds the relay off, or None."""
+        return self.core.tripped
+
+    @property
+    def relay_fault(self) -> str | None:
+        """Why the relay's pin refused its last switching, or None."""
+        return self.core.relay_fault
+
+    @property
+    def guard(self) -> Guard | None:
+        """The mesh key's check of received datagrams (None: no mesh key)."""
+        return self.core.guard
+
+    @guard.setter
+    def guard(self, guard: Guard | None) -> None:
+        self.core.guard = guard
+
+    @property
+    def signer(self) -> Signer | None:
+        """What signs this node's datagrams (None: no mesh key)."""
+        return self.core.signer
+
+    @signer.setter
+    def signer(self, signer: Signer | None) -> None:
+        self.core.signer = signer
+
+    def now(self) -> Now:
+        """The time an input happens at, from the plug's clocks."""
+        return Now(self.wall(), self.monotonic())
+
+    # --- inputs ------------------------------------------------------------------------------
 
     def set_thing(self, thing_id: int, value: float, cause: Cause) -> bool:
-        """Give a local thing a new value; return whether it changed.
-
-        Recipes do not touch a thing under override. The relay is driven first,
-        so a refused pin leaves the value as it was.
-        """
-        thing = self.things.get(thing_id)
-        if thing is None:
-            raise ValidationError("thing.id", f"there is no local thing {thing_id}")
-        if cause.kind == "recipe" and thing.override:
-            return False
-        if thing_id == ThingId.PLUG and value == ON and self.tripped:
-            if cause.kind == "recipe":
-                return False
-            self.record("relay", f"protection cleared (was: {self.tripped})", cause)
-            self.tripped = None
-        if thing.value == value and thing_id not in self.invalid:
-            return False
-        if thing_id == ThingId.PLUG:
-            try:
-                self._drive(value)
-            except HardwareError as err:
-                if str(err) != self.relay_fault:  # once, not at every recipe's retry
-                    self.relay_fault = str(err)
-                    self.record("fault", str(err), cause)
-                raise
-            if self.relay_fault is not None:
-                self.relay_fault = None
-                self.record("fault", "the relay switches again", cause)
-        thing = self.things[thing_id] = thing.with_value(value, esp_time(self.wall()))
-        self.invalid.discard(thing_id)
-        if thing.id == ThingId.PLUG:
-            self.record("relay", f"relay {'on' if value else 'off'}", cause)
-        elif cause.kind not in ("sensor", "clock"):
-            self.record("thing", f"{thing.name} set to {format_number(value)}", cause)
-        if cause.kind not in ("sensor", "clock"):
-            self.save_later(THINGS_FILE, self.things_json())
-        self._tell(Change(thing=thing, cause=cause))
-        self._feed(self.node_id, thing_id, value)
-        return True
-
-    def trip(self, reason: str) -> None:
-        """The protection switches the relay off, override or not, and holds it off."""
-        self.tripped = reason
-        self.record("protection", f"protection tripped: {reason}", Cause("protection"))
-        self.set_thing(ThingId.PLUG, 0.0, Cause("protection", reason))
-
-    def invalidate(self, thing_ids: Iterable[int], cause: Cause) -> None:
-        """Mark values whose sensor failed: they are not sent nor used, rather than read as 0."""
-        for thing_id in thing_ids:
-            if thing_id not in self.invalid:
-                self.invalid.add(thing_id)
-                self.recipes.forget_source(self.node_id, thing_id)
-                self._tell(Change(thing=self.things[thing_id], cause=cause))
+        """Ask for a thing to take `value`; return whether it did. A relay pin that refuses
+        raises HardwareError (the relay keeps its value)."""
+        out = self.core.set_thing(thing_id, value, cause, self.now())
+        refused = self._run(out)
+        if refused:
+            raise HardwareError(refused[0])
+        return out.changed
 
     def set_override(self, thing_id: int, override: bool, cause: Cause) -> bool:
-        thing = self.things[thing_id]
-        if thing.override == override:
-            return False
-        thing = self.things[thing_id] = replace(thing, override=override)
-        self.record("thing", f"{thing.name}: override {'on' if override else 'off'}", cause)
-        self.save_later(THINGS_FILE, self.things_json())
-        self._tell(Change(thing=thing, cause=cause))
-        if not override:
-            # Hand the thing back to its recipes: they decide on the values they last saw.
-            for recipe in list(self.recipes):
-                value = self.recipes.latest(recipe)
-                if recipe.local_thing_id == thing_id and value is not None:
-                    self._feed(recipe.source_node_id, recipe.source_thing_id, value)
-        return True
+        """Pin a thing against recipes, or hand it back to them; return whether it changed."""
+        out = self.core.set_override(thing_id, override, cause, self.now())
+        self._run(out)
+        return out.changed
 
-    def _drive(self, value: float) -> None:
-        if self.relay is not None:
-            self.relay.set(value == ON)
+    def trip(self, reason: str) -> None:
+        """The protection's verdict: switch the relay off and hold it off."""
+        self._run(self.core.trip(reason, self.now()))
 
-    def _feed(self, node_id: int, thing_id: int, value: float) -> None:
-        """Hand a source value to the recipes and carry out what they decide."""
-        if not self.recipes.watches(node_id, thing_id):
-            return
-        if self._depth >= MAX_CASCADE:
-            log.warning("recipes switch each other in a loop; stopped at depth %d", MAX_CASCADE)
-            return
-        actions = self.recipes.observe(node_id, thing_id, value, esp_time(self.wall()),
-                                       self.registry.is_online)
-        self._depth += 1
-        try:
-            for action in actions:
-                try:
-                    self.set_thing(action.thing_id, action.value, Cause("recipe", str(action.recipe_id)))
-                except HardwareError:
-                    pass  # set_thing recorded the fault when it began
-                except PlugdError as err:
-                    log.error("recipe %d could not set thing %d: %s",
-                              action.recipe_id, action.thing_id, err)
-        finally:
-            self._depth -= 1
+    def invalidate(self, thing_ids: Iterable[int], cause: Cause) -> None:
+        """A sensor failed: its values are not valid until it reads again."""
+        self._run(self.core.invalidate(thing_ids, cause))
 
-    # --- inputs from the daemon -------------------------------------------
+    def record(self, kind: str, message: str, cause: Cause, subject: str | None = None) -> None:
+        """An event from outside the core; `subject` (default: the kind) is what it is about."""
+        self._run(self.core.record(kind, subject or kind, message, cause, self.now()))
 
     def receive(self, data: bytes, address: str) -> None:
         """One datagram from the mesh."""
-        counters = self.registry.counters
-        counters.received += 1
-        try:
-            packet = decode(data)
-        except WireError as err:
-            counters.invalid += 1
-            log.debug("datagram from %s refused: %s", address, err)
-            return
-        if self.guard is not None and not self._admitted(data, packet.node_id, address):
-            return
-        counters.rejected_fields += packet.rejected
-        heard = self.registry.heard(packet, address, self.monotonic(), esp_time(self.wall()))
-        if heard is None:
-            return
-        self._heard(heard)
-        for item in packet.fields:
-            self._feed(packet.node_id, item.thing_id, item.value)
-
-    def _admitted(self, data: bytes, node_id: int, address: str) -> bool:
-        """The mesh key's verdict on a datagram: counted when refused, recorded when a node moved."""
-        assert self.guard is not None
-        verdict = self.guard.check(data, node_id, address)
-        counters = self.registry.counters
-        if verdict.refused is not None:
-            setattr(counters, verdict.refused, getattr(counters, verdict.refused) + 1)
-            log.debug("datagram of node %d from %s refused: %s", node_id, address, verdict.refused)
-            return False
-        if verdict.moved_from is not None:
-            counters.address_changes += 1
-        if verdict.report:
-            self.record("node", f"node {node_id} now speaks from {address} "
-                                f"(was {verdict.moved_from}; counted, not refused)", Cause("mesh"))
-        return True
-
-    def _heard(self, heard: Heard) -> None:
-        peer = heard.peer
-        if heard.is_new or heard.renamed:
-            self._nodes_dirty = True
-        if heard.came_online:
-            self._node_news(f"node {peer.name} ({peer.id}) online at {peer.address}")
-        self._tell(Change(peer=peer))
-
-    def _node_news(self, message: str) -> None:
-        """A node came or went: an event, within the budget; beyond it, counted for the summary."""
-        if self._news_told < NODE_NEWS_PER_MINUTE:
-            self._news_told += 1
-            self.record("node", message, Cause("mesh"))
-        else:
-            self._news_held += 1
-
-    def _news_minute(self, now: float) -> None:
-        if now - self._news_since < 60.0:
-            return
-        if self._news_held:
-            self.record("node", f"{self._news_held} more nodes came online or went offline in a "
-                                "minute, too many to tell one by one (spoofed node ids?)", Cause("mesh"))
-        self._news_since, self._news_told, self._news_held = now, 0, 0
+        self._run(self.core.receive(data, address, self.now()))
 
     def tick(self) -> None:
-        """Once a second: the clock thing, offline detection."""
-        now = datetime.fromtimestamp(self.wall())
-        self.set_thing(ThingId.CLOCK, float(now.hour), Cause("clock"))
-        self._feed(self.node_id, ThingId.CLOCK, float(now.hour))
-        monotonic = self.monotonic()
-        self._news_minute(monotonic)
-        for peer in self.registry.sweep(monotonic):
-            self.recipes.forget(peer.id)
-            self._node_news(f"node {peer.name} ({peer.id}) offline")
-            self._tell(Change(peer=peer))
+        """Once a second: the clock thing and offline detection."""
+        self._run(self.core.tick(self.now()))
 
-    # --- telling ------------------------------------------------------------
+    # --- outlets ----------------------------------------------------------------------------
 
-    def record(self, kind: str, message: str, cause: Cause) -> None:
-        event = Event(esp_time(self.wall()), kind, message, str(cause))
-        self.events.append(event)
-        log.info("%s (%s)", message, cause, extra={"plugd_event": kind})
-        self._tell(Change(event=event))
-
-    def _tell(self, change: Change) -> None:
-        for listener in self.listeners:
+    def _run(self, out: Output) -> list[str]:
+        """Carry out an output: the pin first, then listeners, journal, store, broadcaster.
+        Returns the pin's refusals."""
+        refused = []
+        index = 0
+        while index < len(out.drives):  # a switch's recipes may ask for another
+            drive = out.drives[index]
+            index += 1
             try:
-                listener(change)
-            except Exception:
-                log.exception("a listener failed on %s", change)
+                if self.relay is not None:
+                    self.relay.set(drive.on)
+            except HardwareError as err:
+                refused.append(str(err))
+                out.merge(self.core.relay_refused(drive, str(err), self.now()))
+            else:
+                out.merge(self.core.relay_switched(drive, self.now()))
+        for change in out.changes:
+            if change.event is not None:
+                self._journal(change.event)
+            for listener in self.listeners:
+                try:
+                    listener(change)
+                except Exception:
+                    log.exception("a listener failed on %s", change)
+        for what in out.persist:
+            if what == "nodes":
+                self._nodes_dirty = True
+            else:
+                self.save_later(FILES[what], self._content(what))
+        if out.broadcast and self.on_broadcast is not None:
+            self.on_broadcast()
+        return refused
 
-    # --- persistence --------------------------------------------------------
+    @staticmethod
+    def _journal(event: Event) -> None:
+        log.info("%s (%s)", event.message, event.cause, extra={"plugd_event": event.kind})
+
+    def _content(self, what: str) -> Any:
+        return self.things_json() if what == "things" else self.recipes.outcomes_json()
+
+    # --- persistence --------------------------------------------------------------------
 
     def save_later(self, name: str, data: Any) -> None:
         """Save in the background (the caller does not wait); failures are logged."""
@@ -343,60 +250,65 @@ class Plug:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def save_things(self) -> None:
+        """Write the things now (a person's change is acknowledged once it is on disk)."""
         await self.writer.save(THINGS_FILE, dump(self.things_json()))
 
-    async def store_recipes(self, recipes: list[Recipe]) -> None:
+    async def store_recipes(self, recipes: list[Recipe], fresh: Iterable[int] | None = None) -> None:
         """Persist a new recipe list, then make it the one in force (nothing changes on failure).
 
-        The caller holds `recipes_lock` since it read the list `recipes` was made from.
+        The recipes in `fresh` start with an unknown outcome; by default those
+        new or edited. The caller holds `recipes_lock` since it read the list
+        `recipes` was made from.
         """
         await self.writer.save(RECIPES_FILE, dump([r.to_json() for r in recipes]))
-        self.recipes.replace_all(recipes)
+        fresh = self.recipes.edited(recipes) if fresh is None else fresh
+        self._run(self.core.replace_recipes(recipes, fresh))
 
     async def save_nodes_if_changed(self, force: bool = False) -> None:
+        """Write the known nodes when one was added or renamed (or `force`)."""
         if self._nodes_dirty or force:
             self._nodes_dirty = False
             await self.writer.save(NODES_FILE, dump([p.to_record() for p in self.registry.peers.values()]))
 
     async def close(self) -> None:
+        """Write everything before the process ends."""
         await self.writer.flush()
         await self.save_things()
         await self.save_nodes_if_changed(force=True)
         await self.writer.save(RECIPES_FILE, dump([r.to_json() for r in self.recipes]))
+        await self.writer.save(OUTCOMES_FILE, dump(self.recipes.outcomes_json()))
 
-    # --- views --------------------------------------------------------------
+    # --- views --------------------------------------------------------------------------
 
     def things_json(self) -> list[dict[str, Any]]:
         """The things as stored; see `things_view` for what clients are shown."""
-        return [t.to_json() for t in self.things.values()]
+        return self.core.things_json()
 
     def things_view(self) -> list[dict[str, Any]]:
-        return [{**t.to_json(), "valid": t.id not in self.invalid} for t in self.things.values()]
+        """The things with their validity, as clients are shown them."""
+        return self.core.things_view()
 
     def settable(self, thing_id: int) -> bool:
-        return thing_id in self.things and thing_id not in MEASURED
+        """Whether people and recipes may set this thing."""
+        return self.core.settable(thing_id)
 
     def wire_text(self, thing: Thing) -> str:
         """A thing's value as it travels on the mesh (a CLOCK as the time of day)."""
-        if thing.type == ThingType.CLOCK:
-            return format_clock(datetime.fromtimestamp(self.wall()))
-        return format_number(thing.value)
+        return self.core.wire_text(thing, self.wall())
 
     def datagram(self) -> bytes:
-        """This node's broadcast, in the firmware's format (signed when there is a mesh key)."""
-        data = encode(self.node_id, self.node_name,
-                      [(t.id, self.wire_text(t)) for t in self.things.values() if t.id not in self.invalid])
-        return data if self.signer is None else self.signer.sign(data)
+        """This node's broadcast, in the firmware's format."""
+        return self.core.datagram(self.wall())
 
     def message(self, command: str, **fields: Any) -> dict[str, Any]:
         """A WebSocket message: every one names its command and this node."""
         return {"command": command, "nodeId": self.node_id, "nodeName": self.node_name, **fields}
 
     def thing_update(self, thing: Thing) -> dict[str, Any]:
+        """The push that tells pages a thing's new value."""
         message = self.message("thing_update", thingId=thing.id, thingName=thing.name,
                                lastUpdate=thing.last_updated, value=thing.value,
                                valid=thing.id not in self.invalid)
         if thing.type == ThingType.CLOCK:
             message["text"] = self.wire_text(thing)
         return message
-

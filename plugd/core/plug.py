@@ -1,0 +1,433 @@
+"""The plug core: every input in, what it decided out; no sockets, threads or clock of its own.
+
+`PlugCore` holds the plug's things, its recipes, the mesh registry and the
+event log. The asyncio layer (`plugd.service.plug`) feeds it inputs (a
+datagram, a person's command, a meter reading, a protection verdict, a
+sensor fault, a clock tick; schedules, MQTT and HTTP commands come in as
+commands with their own cause) together with the time, and hands the `Output`
+to the outlets: the relay pin, the WebSocket pushes, the UDP broadcaster, the
+journal and the store. Outlets never reach back in.
+
+The relay pin is the one outlet whose failure changes what is true, so the
+core asks for it in two steps: an output lists `drives` (switch the pin), the
+caller does so and reports back with `relay_switched` or `relay_refused`; only
+then does the relay thing take its new value and its recipes run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from plugd.core import authority
+from plugd.core.events import Event, EventLog
+from plugd.core.meshkey import Guard, Signer
+from plugd.core.model import ON, Recipe, Thing, ThingId, ThingType, esp_time
+from plugd.core.recipes import Action, RecipeBook
+from plugd.core.registry import Heard, Peer, Registry
+from plugd.core.wire import decode, encode, format_clock, format_number
+from plugd.errors import ValidationError, WireError
+
+#: Things the meter sets; they are invalid (not sent, shown as faults) until it has a reading.
+METERED = frozenset({ThingId.POWER, ThingId.ENERGY_TODAY, ThingId.CURRENT, ThingId.ENERGY_TOTAL,
+                     ThingId.ENERGY_YESTERDAY})
+#: Things whose value a sensor or the clock sets; people and recipes cannot.
+MEASURED = METERED | {ThingId.CLOCK}
+#: Things whose value no current can hold while the relay is off.
+LOAD = (ThingId.POWER, ThingId.CURRENT)
+#: How deep recipes may trigger recipes (a rule on the plug that switches the plug).
+MAX_CASCADE = 8
+#: Node online/offline events told one by one in a minute, at most; the rest are counted and
+#: told as one, so spoofed node ids cannot bury the events, the journal and the pages.
+NODE_NEWS_PER_MINUTE = 60
+RELATION_WORDS = ("is", "is not", "above", "below", "at most", "at least")
+
+
+class Now(NamedTuple):
+    """The time of an input: `wall` (Unix seconds, for dates and what people read) and `mono`
+    (monotonic seconds, for durations, which clock steps must not disturb)."""
+
+    wall: float
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why a value changed: its kind (an `authority.Source`, or mesh, display, ...) and a detail
+    in words ("3, Kitchen thing 5 below 19" for a recipe, the address for a person)."""
+
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.detail}" if self.detail else self.kind
+
+
+class Change(NamedTuple):
+    """A local thing that took a new value, a peer that was heard or lost, or an event.
+
+    A tuple: one is made for every packet and every reading, and tuples are cheap.
+    """
+
+    thing: Thing | None = None
+    cause: Cause | None = None
+    peer: Peer | None = None
+    event: Event | None = None
+
+
+class Drive(NamedTuple):
+    """Switch the relay pin `on` (or off) for `cause`; report back how it went. `depth`: how
+    many recipes deep the request came, so that recipes switching each other stop."""
+
+    on: bool
+    cause: Cause
+    depth: int = 0
+
+
+@dataclass(slots=True)
+class Output:
+    """What one input decided, in order: pins to drive first, then changes for the outlets."""
+
+    changes: list[Change] = field(default_factory=list)
+    drives: list[Drive] = field(default_factory=list)
+    #: Files whose content changed: "things", "outcomes" (the recipes' outcomes), "nodes".
+    persist: set[str] = field(default_factory=set)
+    #: A value that travels on the mesh changed: broadcast soon.
+    broadcast: bool = False
+    #: For a command: whether the thing took the value asked for, and why not when refused.
+    changed: bool = False
+    refusal: str = ""
+
+    def merge(self, other: Output) -> None:
+        """Append what a follow-up input (a pin's report) decided."""
+        self.changes += other.changes
+        self.drives += other.drives
+        self.persist |= other.persist
+        self.broadcast = self.broadcast or other.broadcast
+        self.changed = self.changed or other.changed
+        self.refusal = self.refusal or other.refusal
+
+
+def recipe_sentence(recipe: Recipe, source_name: str) -> str:
+    """A recipe's condition as a person reads it: "Kitchen thing 5 below 19"."""
+    return f"{source_name} {RELATION_WORDS[recipe.relation]} {recipe.target_value:g}"
+
+
+class PlugCore:
+    """The plug's state and every decision about it; see the module's docstring."""
+
+    def __init__(self, *, node_id: int, node_name: str, things: Iterable[Thing],
+                 recipes: RecipeBook, registry: Registry, relay_on: bool,
+                 guard: Guard | None = None, signer: Signer | None = None) -> None:
+        self.node_id = node_id
+        self.node_name = node_name
+        self.things: dict[int, Thing] = {t.id: t for t in sorted(things, key=lambda t: t.id)}
+        self.things[ThingId.PLUG] = replace(self.things[ThingId.PLUG], value=ON if relay_on else 0.0)
+        for thing_id in MEASURED:  # measured values start from nothing; a sensor sets them
+            self.things[thing_id] = replace(self.things[thing_id], value=0.0)
+        self.invalid: set[int] = set(METERED)
+        self.recipes = recipes
+        self.registry = registry
+        self.events = EventLog()
+        self.guard = guard
+        self.signer = signer
+        #: Why the protection switched the relay off; nothing automatic switches it on meanwhile.
+        self.tripped: str | None = None
+        #: Why the relay's pin refused the last switching (None: it switched).
+        self.relay_fault: str | None = None
+        #: Node comings and goings told this minute, held back beyond the budget, and since when.
+        self._news_told, self._news_held, self._news_since = 0, 0, float("-inf")
+        self._depth = 0
+
+    # --- commands: people, recipes, the protection, the meter -------------------------
+
+    def set_thing(self, thing_id: int, value: float, cause: Cause, now: Now) -> Output:
+        """Ask for a local thing to take `value`; the authority decides, the relay asks its pin."""
+        out = Output()
+        self._set(out, thing_id, value, cause, now)
+        return out
+
+    def set_override(self, thing_id: int, override: bool, cause: Cause, now: Now) -> Output:
+        """Pin a thing against automatic writers, or hand it back to its recipes.
+
+        Handing back applies at once the last recipe whose condition holds now.
+        """
+        out = Output()
+        thing = self._thing(thing_id)
+        if thing.override == override:
+            return out
+        thing = self.things[thing_id] = replace(thing, override=override)
+        out.changed = True
+        self._event(out, now, "thing", f"thing {thing_id}",
+                    f"{thing.name}: override {'on' if override else 'off'}", cause)
+        out.persist.add("things")
+        out.changes.append(Change(thing=thing, cause=cause))
+        if not override:
+            action = self.recipes.holding(thing_id)
+            if action is not None:
+                self._act(out, action, now)
+        return out
+
+    def trip(self, reason: str, now: Now) -> Output:
+        """The protection switches the relay off, override or not, and holds it off."""
+        out = Output()
+        self.tripped = reason
+        self._event(out, now, "protection", "protection", f"protection tripped: {reason}",
+                    Cause("protection"))
+        self._set(out, ThingId.PLUG, 0.0, Cause("protection", reason), now)
+        return out
+
+    def invalidate(self, thing_ids: Iterable[int], cause: Cause) -> Output:
+        """Mark values whose sensor failed: they are not sent nor used, rather than read as 0."""
+        out = Output()
+        for thing_id in thing_ids:
+            if thing_id not in self.invalid:
+                self.invalid.add(thing_id)
+                self.recipes.forget_source(self.node_id, thing_id)
+                out.changes.append(Change(thing=self.things[thing_id], cause=cause))
+        return out
+
+    def record(self, kind: str, subject: str, message: str, cause: Cause, now: Now) -> Output:
+        """An event from outside the core (a login, a display fault, a settings change)."""
+        out = Output()
+        self._event(out, now, kind, subject, message, cause)
+        return out
+
+    def replace_recipes(self, recipes: list[Recipe], fresh: Iterable[int]) -> Output:
+        """A new recipe list in force (already stored); the `fresh` ids start unknown."""
+        self.recipes.replace_all(recipes, fresh)
+        return Output(persist={"outcomes"})
+
+    # --- the relay pin's report ---------------------------------------------------------
+
+    def relay_switched(self, drive: Drive, now: Now) -> Output:
+        """The pin switched as asked: the relay thing takes the value, its recipes run."""
+        out = Output()
+        if self.relay_fault is not None:
+            self.relay_fault = None
+            self._event(out, now, "fault", "relay", "the relay switches again", drive.cause)
+        self._depth = drive.depth
+        try:
+            self._apply(out, ThingId.PLUG, ON if drive.on else 0.0, drive.cause, now)
+            if not drive.on:  # no current can flow through an open relay
+                for thing_id in LOAD:
+                    if thing_id not in self.invalid:
+                        self._apply(out, thing_id, 0.0, Cause("sensor", "relay off"), now)
+        finally:
+            self._depth = 0
+        return out
+
+    def relay_refused(self, drive: Drive, error: str, now: Now) -> Output:
+        """The pin refused: the relay keeps its value; the fault is told once, not at every retry."""
+        out = Output(refusal=error)
+        if error != self.relay_fault:
+            self.relay_fault = error
+            self._event(out, now, "fault", "relay", error, drive.cause)
+        return out
+
+    # --- the mesh and the clock -----------------------------------------------------------
+
+    def receive(self, data: bytes, address: str, now: Now) -> Output:
+        """One datagram from the mesh."""
+        out = Output()
+        counters = self.registry.counters
+        counters.received += 1
+        try:
+            packet = decode(data)
+        except WireError:
+            counters.invalid += 1
+            return out
+        if self.guard is not None and not self._admitted(out, data, packet.node_id, address, now):
+            return out
+        counters.rejected_fields += packet.rejected
+        heard = self.registry.heard(packet, address, now.mono, esp_time(now.wall))
+        if heard is None:
+            return out
+        self._heard(out, heard, now)
+        for item in packet.fields:
+            self._feed(out, packet.node_id, item.thing_id, item.value, now)
+        return out
+
+    def _admitted(self, out: Output, data: bytes, node_id: int, address: str, now: Now) -> bool:
+        """The mesh key's verdict on a datagram: counted when refused, recorded when a node moved."""
+        assert self.guard is not None
+        verdict = self.guard.check(data, node_id, address)
+        counters = self.registry.counters
+        if verdict.refused is not None:
+            setattr(counters, verdict.refused, getattr(counters, verdict.refused) + 1)
+            return False
+        if verdict.moved_from is not None:
+            counters.address_changes += 1
+        if verdict.report:
+            self._event(out, now, "node", f"node {node_id}",
+                        f"node {node_id} now speaks from {address} "
+                        f"(was {verdict.moved_from}; counted, not refused)", Cause("mesh"))
+        return True
+
+    def _heard(self, out: Output, heard: Heard, now: Now) -> None:
+        peer = heard.peer
+        if heard.is_new or heard.renamed:
+            out.persist.add("nodes")
+        if heard.came_online:
+            self._node_news(out, now, peer, f"node {peer.name} ({peer.id}) online at {peer.address}")
+        out.changes.append(Change(peer=peer))
+
+    def _node_news(self, out: Output, now: Now, peer: Peer, message: str) -> None:
+        """A node came or went: an event, within the budget; beyond it, counted for the summary."""
+        if self._news_told < NODE_NEWS_PER_MINUTE:
+            self._news_told += 1
+            self._event(out, now, "node", f"node {peer.id}", message, Cause("mesh"))
+        else:
+            self._news_held += 1
+
+    def tick(self, now: Now) -> Output:
+        """Once a second: the clock thing, offline detection, the node news budget."""
+        out = Output()
+        hour = float(datetime.fromtimestamp(now.wall).hour)
+        self._apply(out, ThingId.CLOCK, hour, Cause("clock"), now)
+        self._feed(out, self.node_id, ThingId.CLOCK, hour, now)
+        if now.mono - self._news_since >= 60.0:
+            if self._news_held:
+                self._event(out, now, "node", "nodes",
+                            f"{self._news_held} more nodes came online or went offline in a "
+                            "minute, too many to tell one by one (spoofed node ids?)", Cause("mesh"))
+            self._news_since, self._news_told, self._news_held = now.mono, 0, 0
+        for peer in self.registry.sweep(now.mono):
+            self.recipes.forget(peer.id)
+            self._node_news(out, now, peer, f"node {peer.name} ({peer.id}) offline")
+            out.changes.append(Change(peer=peer))
+        return out
+
+    # --- the one path of every change ---------------------------------------------------
+
+    def _thing(self, thing_id: int) -> Thing:
+        thing = self.things.get(thing_id)
+        if thing is None:
+            raise ValidationError("thing.id", f"there is no local thing {thing_id}")
+        return thing
+
+    def _set(self, out: Output, thing_id: int, value: float, cause: Cause, now: Now) -> None:
+        """A request to set a thing: measured things take only measurements; the authority
+        decides the rest; the relay goes through its pin first."""
+        thing = self._thing(thing_id)
+        if thing.value == value and thing_id not in self.invalid:
+            return  # nothing to change (pages send a whole thing back, measured values too)
+        measuring = authority.source_of(cause.kind) in authority.MEASURING
+        if measuring != (thing_id in MEASURED):
+            raise ValidationError("thing.id", f"thing {thing_id} ({thing.name}) is "
+                                              f"{'not ' if measuring else ''}measured")
+        relay = thing_id == ThingId.PLUG
+        verdict = authority.decide(cause.kind, relay=relay, on=value == ON, tripped=self.tripped,
+                                   override=thing.override)
+        if not verdict.allowed:
+            out.refusal = verdict.refusal
+            if cause.kind == authority.Source.RECIPE and value != thing.value:
+                self._event(out, now, "recipe", f"recipe {cause.detail.partition(',')[0]}",
+                            f"{thing.name} stays {self._shown(thing)}: {verdict.refusal}", cause)
+            return
+        if verdict.clears_trip:
+            self._event(out, now, "protection", "protection",
+                        f"protection cleared (was: {self.tripped})", cause)
+            self.tripped = None
+        if relay:
+            out.drives.append(Drive(value == ON, cause, self._depth))
+            return
+        self._apply(out, thing_id, value, cause, now)
+
+    def _apply(self, out: Output, thing_id: int, value: float, cause: Cause, now: Now) -> None:
+        """A thing takes its value: tell the outlets, persist, run the recipes it feeds."""
+        thing = self.things[thing_id]
+        if thing.value == value and thing_id not in self.invalid:
+            return
+        thing = self.things[thing_id] = thing.with_value(value, esp_time(now.wall))
+        self.invalid.discard(thing_id)
+        out.changed = True
+        kind = cause.kind
+        if thing_id == ThingId.PLUG:
+            self._event(out, now, "relay", "relay", f"relay {'on' if value == ON else 'off'}", cause)
+        elif thing_id not in MEASURED:
+            self._event(out, now, "thing", f"thing {thing_id}",
+                        f"{thing.name} set to {format_number(value)}", cause)
+        if thing_id not in MEASURED:
+            out.persist.add("things")
+        out.broadcast = out.broadcast or kind != authority.Source.CLOCK
+        out.changes.append(Change(thing=thing, cause=cause))
+        self._feed(out, self.node_id, thing_id, value, now)
+
+    def _feed(self, out: Output, node_id: int, thing_id: int, value: float, now: Now) -> None:
+        """Hand a source value to the recipes and carry out the ones that fire."""
+        if not self.recipes.watches(node_id, thing_id):
+            return
+        if self._depth >= MAX_CASCADE:
+            self._event(out, now, "recipe", "recipes", f"recipes switch each other in a loop; "
+                        f"stopped at depth {MAX_CASCADE}", Cause("recipe"))
+            return
+        revision = self.recipes.revision
+        actions = self.recipes.observe(node_id, thing_id, value, esp_time(now.wall),
+                                       self.registry.is_online)
+        if self.recipes.revision != revision:  # kept across restarts: written when one changes
+            out.persist.add("outcomes")
+        self._depth += 1
+        try:
+            for action in actions:
+                self._act(out, action, now)
+        finally:
+            self._depth -= 1
+
+    def _act(self, out: Output, action: Action, now: Now) -> None:
+        recipe = self.recipes.get(action.recipe_id)
+        assert recipe is not None
+        cause = Cause("recipe", f"{recipe.id}, {recipe_sentence(recipe, self._source_name(recipe))}")
+        try:
+            self._set(out, action.thing_id, action.value, cause, now)
+        except ValidationError as err:
+            self._event(out, now, "recipe", f"recipe {recipe.id}", f"cannot act: {err}", cause)
+
+    def _source_name(self, recipe: Recipe) -> str:
+        if recipe.source_node_id == self.node_id:
+            thing = self.things.get(recipe.source_thing_id)
+            name = thing.name if thing is not None else f"thing {recipe.source_thing_id}"
+            return f"{self.node_name} {name}"
+        peer = self.registry.peers.get(recipe.source_node_id)
+        node = peer.name if peer is not None else f"node {recipe.source_node_id}"
+        return f"{node} thing {recipe.source_thing_id}"
+
+    def _event(self, out: Output, now: Now, kind: str, subject: str, message: str,
+               cause: Cause) -> None:
+        event = self.events.add(Event(time=esp_time(now.wall), kind=kind, subject=subject,
+                                      message=message, cause=str(cause)))
+        out.changes.append(Change(event=event))
+
+    # --- views ------------------------------------------------------------------------------
+
+    def settable(self, thing_id: int) -> bool:
+        """Whether people and recipes may set this thing (it exists and is not measured)."""
+        return thing_id in self.things and thing_id not in MEASURED
+
+    def _shown(self, thing: Thing) -> str:
+        if thing.type == ThingType.SWITCH:
+            return "on" if thing.value == ON else "off"
+        return format_number(thing.value)
+
+    def wire_text(self, thing: Thing, wall: float) -> str:
+        """A thing's value as it travels on the mesh (a CLOCK as the time of day)."""
+        if thing.type == ThingType.CLOCK:
+            return format_clock(datetime.fromtimestamp(wall))
+        return format_number(thing.value)
+
+    def datagram(self, wall: float) -> bytes:
+        """This node's broadcast, in the firmware's format (signed when there is a mesh key)."""
+        data = encode(self.node_id, self.node_name,
+                      [(t.id, self.wire_text(t, wall)) for t in self.things.values()
+                       if t.id not in self.invalid])
+        return data if self.signer is None else self.signer.sign(data)
+
+    def things_json(self) -> list[dict[str, Any]]:
+        """The things as stored; `things_view` adds what clients are shown."""
+        return [t.to_json() for t in self.things.values()]
+
+    def things_view(self) -> list[dict[str, Any]]:
+        """The things with whether each value is valid (a failed sensor's are not)."""
+        return [{**t.to_json(), "valid": t.id not in self.invalid} for t in self.things.values()]
