@@ -16,10 +16,6 @@ from plugd.core.wire import decode
 from websockets.asyncio.client import connect
 
 
-
-
-
-
 @pytest.fixture
 async def plug(make_daemon) -> AsyncIterator[Daemon]:
     d = await make_daemon()
@@ -29,6 +25,21 @@ async def plug(make_daemon) -> AsyncIterator[Daemon]:
 
 def power(d: Daemon) -> float | None:
     return None if ThingId.POWER in d.plug.invalid else d.plug.things[ThingId.POWER].value
+
+
+async def readings(d: Daemon, count: int, timeout: float = 30.0) -> list[float]:
+    """The next `count` power readings the meter makes (not the zero a switch-off sets)."""
+    seen: asyncio.Queue[float] = asyncio.Queue()
+
+    def listen(change) -> None:
+        if (change.thing is not None and change.thing.id == ThingId.POWER
+                and change.cause.kind == "sensor" and not change.cause.detail):
+            seen.put_nowait(change.thing.value)
+    d.plug.listeners.append(listen)
+    try:
+        return [await asyncio.wait_for(seen.get(), timeout) for _ in range(count)]
+    finally:
+        d.plug.listeners.remove(listen)
 
 
 async def ask(d: Daemon, request: dict) -> dict:
@@ -41,16 +52,16 @@ async def ask(d: Daemon, request: dict) -> dict:
 async def test_the_plug_reads_its_load_only_while_the_relay_is_on(plug, factory):
     await until(lambda: power(plug) == 0.0, "a first reading with the relay off")
     await until(lambda: plug.simulation.display.text == "   0", "the display to show 0 W")
+    first = asyncio.create_task(readings(plug, 1))
     await ask(plug, {"command": "switch", "state": "on"})
-    await until(lambda: (power(plug) or 0) > 900, "the load's power")
-    await asyncio.sleep(1.2)  # a window that lies wholly after the switch
-    assert power(plug) == pytest.approx(1000, rel=0.01)
-    assert plug.plug.things[ThingId.CURRENT].value == pytest.approx(1000 / 230, rel=0.01)
+    # the meter starts a new window at the switch: its first reading is of the load alone
+    assert (await first)[0] == pytest.approx(1000, rel=0.02)
+    assert plug.plug.things[ThingId.CURRENT].value == pytest.approx(1000 / 230, rel=0.02)
     await until(lambda: plug.simulation.display.text == f"{round(power(plug)):4d}", "the display")
     assert plug.simulation.display.brightness == 7 and plug.simulation.display.on
     await ask(plug, {"command": "switch", "state": "off"})
-    await until(lambda: power(plug) == 0.0, "exactly 0 W once the relay is off")
-    assert plug.plug.things[ThingId.CURRENT].value == 0.0
+    # no current can flow through an open relay: 0 at once, before any reading
+    assert power(plug) == 0.0 and plug.plug.things[ThingId.CURRENT].value == 0.0
 
 
 async def test_the_simulated_load_follows_the_page(plug):
@@ -58,8 +69,7 @@ async def test_the_simulated_load_follows_the_page(plug):
     answer = await ask(plug, {"command": "simulate_load", "watts": 1500})
     assert answer["success"]
     await until(lambda: (power(plug) or 0) > 1490, "1500 W")
-    await asyncio.sleep(1.2)
-    assert power(plug) == pytest.approx(1500, rel=0.01)
+    assert (await readings(plug, 1))[0] == pytest.approx(1500, rel=0.01)
     refused = await ask(plug, {"command": "simulate_load", "watts": -5})
     assert refused["command"] == "error" and "message.watts" in refused["error"]
 
@@ -72,7 +82,7 @@ async def test_calibration_scales_the_reading_and_is_kept(plug):
     assert refused["command"] == "error" and "switch the relay on" in refused["error"]
     await ask(plug, {"command": "switch", "state": "on"})
     await until(lambda: (power(plug) or 0) > 990, "the load")
-    await asyncio.sleep(1.2)
+    await readings(plug, 1)  # a window wholly after the switch, for the calibration to use
     answer = await ask(plug, {"command": "calibrate", "what": "power", "value": 1100})
     assert answer["calibration"]["current_gain"] == pytest.approx(1.1, rel=0.01)
     await until(lambda: (power(plug) or 0) > 1090, "the calibrated reading")
@@ -104,8 +114,8 @@ async def test_overload_trips_the_relay_and_holds_it_off_against_recipes(make_da
         d.simulation.mains.load_watts = 500
         answer = await ask(d, {"command": "switch", "state": "on"})  # a user clears the trip
         assert answer["relay"] is True and d.plug.tripped is None
-        await asyncio.sleep(2.5)
-        assert d.plug.things[ThingId.PLUG].value == 1.0
+        assert len(await readings(d, 3)) == 3  # 500 W for three readings: no new trip
+        assert d.plug.things[ThingId.PLUG].value == 1.0 and d.plug.tripped is None
     finally:
         await d.stop()
 

@@ -221,12 +221,32 @@ def test_a_time_that_goes_back_restarts_the_window():
     assert windows[0].amps == pytest.approx(0.3 / math.sqrt(2) / VPA, rel=1e-3)
 
 
-def test_restart_drops_the_partial_window():
+def test_restart_drops_the_partial_window_and_the_samples_before_its_time():
     times, volts = adc_samples(0.3, 50.0, 860.0, 2.5)
     m = meter()
     assert m.add_many(times[:600], volts[:600]) == []
-    m.restart()
-    assert m.add_many(times[600:], volts[600:])[0].start == times[600]
+    m.restart(times[650])  # asked for a moment the sampler has not delivered yet
+    assert m.add_many(times[600:], volts[600:])[0].start == times[650]
+
+
+def switched_load(switch_at: float, amps: float, seconds: float = 3.0):
+    """Samples of no current, then `amps` from `switch_at` on (a relay closing)."""
+    times, idle = adc_samples(0.0, 50.0, 860.0, seconds)
+    _, loaded = adc_samples(amps * VPA * math.sqrt(2), 50.0, 860.0, seconds)
+    return times, [v if t < switch_at else w for t, v, w in zip(times, idle, loaded)]
+
+
+@pytest.mark.parametrize("into_window", [0.1, 0.5, 0.9])
+def test_the_first_window_after_a_switch_reads_the_new_load_alone(into_window):
+    switch_at = 100.0 + 1.0 + into_window  # within the second window
+    times, volts = switched_load(switch_at, 5.0)
+    m = meter()
+    m.restart(switch_at)
+    first = next(w for w in m.add_many(times, volts) if w.end >= switch_at)
+    assert first.start >= switch_at and first.amps == pytest.approx(5.0, rel=0.02)
+    # without the restart, the window around the switch blends the two loads: it can fail
+    blended = next(w for w in meter().add_many(times, volts) if w.end >= switch_at)
+    assert blended.amps < 5.0 * 0.98
 
 
 # --- clipping -----------------------------------------------------------------------------

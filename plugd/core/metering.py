@@ -135,7 +135,7 @@ class CurrentMeter:
     __slots__ = ("volts_per_amp", "frequency", "cycles", "filter_order", "clip_low",
                  "clip_high", "max_gap", "_gate", "_noise", "_zero", "_idle_count",
                  "_duration", "_close_after", "_last", "_start", "_close_at", "_ref",
-                 "_n", "_sum", "_sum2", "_low", "_high", "valid_low", "valid_high")
+                 "_n", "_sum", "_sum2", "_low", "_high", "valid_low", "valid_high", "_restart_at")
 
     def __init__(self, *, volts_per_amp: float, frequency: float, clip_low: float,
                  clip_high: float, window: float = 1.0, noise_volts: float = 0.0,
@@ -177,7 +177,7 @@ class CurrentMeter:
         self._duration = self.cycles / self.frequency
         self._close_after = self._duration - 1.5 / nominal
         self._ref: float | None = None
-        self.restart()
+        self._last = self._start = self._restart_at = -math.inf
 
     @property
     def noise_volts(self) -> float:
@@ -199,15 +199,23 @@ class CurrentMeter:
         """A zero known from before (a saved calibration), until an idle window measures it."""
         self._zero = _number("zero_volts", volts, unit=" V")
 
-    def restart(self) -> None:
-        """Drop the partial window: the next sample starts a new one.
+    def restart(self, at: float) -> None:
+        """Start a new window at the first sample timed at or after `at`, dropping those before.
 
-        Call it when the relay switches, so no window mixes on and off.
+        Called when the relay switches, so that no window mixes the load before
+        and after: the first reading after a switch is of the new load alone.
+        The event loop calls it while the sampler's thread runs `add`: it only
+        stores `at`, one attribute assignment that the GIL makes whole, and
+        `add` acts on it while the window it sees began before `at`.
         """
-        self._last = -math.inf
+        self._restart_at = at
 
     def add(self, t: float, volts: float) -> Window | None:
         """Feed one sample; returns the window it completes, if any."""
+        if self._restart_at > self._start:  # a restart was asked for since this window began
+            if t < self._restart_at:
+                return None
+            self._last = -math.inf  # this sample begins the new window
         dt = t - self._last
         self._last = t
         if dt > self.max_gap or dt <= 0.0:
@@ -266,7 +274,7 @@ class CurrentMeter:
         # The next window ends half a measured period either side of whole cycles.
         self._close_after = self._duration - 1.5 / rate
         self._ref += mean
-        self.restart()
+        self._last = -math.inf  # the next sample begins the next window
         signal = variance - self._noise * self._noise
         amps = 0.0
         if signal > 0.0:
