@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plugd.errors import ValidationError
-from plugd.core.metering import (FULL_SCALES, GAP_PERIODS, IDLE_WINDOWS, MAX_IDLE_AMPS, SENSORS,
+from plugd.chips import ACS712_MODELS as SENSORS
+from plugd.chips import ADS1115_FULL_SCALES as FULL_SCALES
+from plugd.core.metering import (GAP_PERIODS, IDLE_WINDOWS, MAX_IDLE_AMPS,
                             Calibration, CurrentMeter, EnergyCounter, Window, averaging_gain,
                             calibrate_current, calibrate_power, calibrate_voltage,
                             check_front_end, power_watts)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Any
 
+from plugd.chips import ACS712_MODELS, ADS1115_FULL_SCALES, ADS1115_INPUT_HEADROOM, ADS1115_RANGES
 from plugd.errors import ValidationError
 from plugd.core.model import describe, read_float, require_object
 
@@ -522,35 +522,12 @@ def calibrate_voltage(cal: Calibration, volts: float) -> Calibration:
 # --- the analogue front end -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Sensor:
-    """An ACS712 model at 5 V supply, from its datasheet."""
-
-    volts_per_amp: float
-    max_amps: float  # it measures ± this
-    noise_volts: float  # typical rms output noise: the datasheet's peak-to-peak figure / 6
-
-
-SENSORS: Mapping[str, Sensor] = MappingProxyType({
-    "ACS712-05B": Sensor(volts_per_amp=0.185, max_amps=5.0, noise_volts=0.0035),  # 21 mV p-p
-    "ACS712-20A": Sensor(volts_per_amp=0.100, max_amps=20.0, noise_volts=0.0018),  # 11 mV p-p
-    "ACS712-30A": Sensor(volts_per_amp=0.066, max_amps=30.0, noise_volts=0.0012),  # 7 mV p-p
-})
-
-#: The ADS1115's full-scale ranges in volts and the PGA gain that selects each.
-FULL_SCALES: Mapping[float, str] = MappingProxyType({
-    6.144: "2/3", 4.096: "1", 2.048: "2", 1.024: "4", 0.512: "8", 0.256: "16"})
-
-#: How far above its supply an ADS1115 input may go (its absolute maximum rating).
-INPUT_HEADROOM = 0.3
-
-
 def check_front_end(*, sensor: str | float, divider: float, full_scale: float,
                     zero_volts: float = 2.5, adc_vdd: float = 3.3, max_amps: float | None = None,
                     differential: bool = False) -> None:
     """Refuse a sensor, divider and ADC range that cannot measure up to `max_amps`.
 
-    `sensor` is a model in SENSORS or a sensitivity in V/A; `max_amps`
+    `sensor` is a model in ACS712_MODELS or a sensitivity in V/A; `max_amps`
     defaults to the model's range. A single-ended input measures against GND,
     so the signal sits around zero_volts * divider and its top must fit the
     full scale; `differential` means the other input is held at the zero
@@ -558,10 +535,10 @@ def check_front_end(*, sensor: str | float, divider: float, full_scale: float,
     stay below the ADS1115's VDD + 0.3 V.
     """
     if isinstance(sensor, str):
-        if sensor not in SENSORS:
-            raise ValidationError("sensor", f"unknown model {sensor!r}; known: {', '.join(SENSORS)}")
-        rated: float | None = SENSORS[sensor].max_amps
-        sensitivity = SENSORS[sensor].volts_per_amp
+        if sensor not in ACS712_MODELS:
+            raise ValidationError("sensor", f"unknown model {sensor!r}; known: {', '.join(ACS712_MODELS)}")
+        rated: float | None = ACS712_MODELS[sensor].max_amps
+        sensitivity = ACS712_MODELS[sensor].volts_per_amp
         name = f"the {sensor}"
     else:
         rated = None
@@ -576,29 +553,29 @@ def check_front_end(*, sensor: str | float, divider: float, full_scale: float,
     zero = _number("zero_volts", zero_volts, above=0, unit=" V")
     ratio = _number("divider", divider, above=0, high=1)
     vdd = _number("adc_vdd", adc_vdd, low=2.0, high=5.5, unit=" V")
-    if full_scale not in FULL_SCALES:
+    if full_scale not in ADS1115_RANGES:
         raise ValidationError("full_scale", f"must be one of the ADS1115's "
-                                            f"{', '.join(map(str, FULL_SCALES))} V, got {full_scale!r}")
+                                            f"{', '.join(map(str, ADS1115_FULL_SCALES))} V, got {full_scale!r}")
     swing = sensitivity * amps
     top = zero + swing
     at = f"at {amps:g} A {name}"
     if swing > zero:
         raise ValidationError("max_amps", f"{at} would swing {swing:.2f} V either side of its "
                                           f"{zero:g} V zero, below 0 V: choose a larger model")
-    limit = vdd + INPUT_HEADROOM
+    limit = vdd + ADS1115_INPUT_HEADROOM
     if top * ratio > limit:
         raise ValidationError("divider", f"{at} gives {top:.2f} V, {top * ratio:.2f} V after the "
                                          f"divider, above the ADS1115's VDD {vdd:g} V + "
-                                         f"{INPUT_HEADROOM:g} V = {limit:.2f} V: choose a divider "
+                                         f"{ADS1115_INPUT_HEADROOM:g} V = {limit:.2f} V: choose a divider "
                                          f"of at most {_floor3(limit / top)}")
     measured = swing if differential else top
     if measured * ratio > full_scale:
-        fits = min(scale for scale in FULL_SCALES if scale >= measured * ratio)
+        fits = min(scale for scale in ADS1115_FULL_SCALES if scale >= measured * ratio)
         what = f"swings ±{swing:.2f} V" if differential else f"gives {top:.2f} V"
         raise ValidationError("full_scale", f"{at} {what}, {measured * ratio:.2f} V after the "
                                             f"divider, above the ±{full_scale:g} V full scale of "
-                                            f"gain {FULL_SCALES[full_scale]}: choose gain "
-                                            f"{FULL_SCALES[fits]} (±{fits:g} V) or a divider of "
+                                            f"gain {ADS1115_RANGES[full_scale].label}: choose gain "
+                                            f"{ADS1115_RANGES[fits].label} (±{fits:g} V) or a divider of "
                                             f"at most {_floor3(full_scale / measured)}")
 
 

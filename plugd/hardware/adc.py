@@ -20,10 +20,10 @@ from typing import Any
 
 from gpiozero import DigitalInputDevice, Factory, GPIOZeroError
 
+from plugd.chips import ADS1115_RANGES
+
 log = logging.getLogger(__name__)
 
-#: Full scale in volts -> the gain adafruit_ads1x15 takes.
-GAINS = {6.144: 2 / 3, 4.096: 1, 2.048: 2, 1.024: 4, 0.512: 8, 0.256: 16}
 BLOCK_SECONDS = 0.05
 #: No ALERT/RDY pulse for this long (hundreds of conversions): the pin is not wired.
 RDY_TIMEOUT = 0.5
@@ -41,7 +41,7 @@ class Sampler:
         self._open_bus = open_bus
         self._address = address
         self._pins = [int(p[1]) for p in channel.split("-")]  # "A0" -> [0], "A0-A1" -> [0, 1]
-        self._gain = GAINS[full_scale]
+        self._gain = ADS1115_RANGES[full_scale].gain
         self._data_rate = data_rate
         self._alert_pin = alert_pin
         self._pin_factory = pin_factory

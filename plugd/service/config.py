@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from plugd.chips import ACS712_MODELS, ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_RANGES
 from plugd.errors import ConfigError, ValidationError
 from plugd.core.model import MAX_NODE_ID, finite, name_problem
 
@@ -129,10 +130,7 @@ def _bcm_pin(value: int) -> str | None:
     return None if 0 <= value <= 27 else f"must be a BCM GPIO number 0..27, got {value}"
 
 
-FULL_SCALES = (6.144, 4.096, 2.048, 1.024, 0.512, 0.256)
-DATA_RATES = (8, 16, 32, 64, 128, 250, 475, 860)
 ADC_CHANNELS = ("A0", "A1", "A2", "A3", "A0-A1", "A0-A3", "A1-A3", "A2-A3")
-SENSORS = ("ACS712-05B", "ACS712-20A", "ACS712-30A")
 
 
 @dataclass(frozen=True)
@@ -146,9 +144,9 @@ class AdcConfig:
         lambda v: None if 0x48 <= v <= 0x4B else f"must be 0x48..0x4B (72..75), got {v:#x}"))
     channel: str = field(default="A0", metadata=_check(_one_of(*ADC_CHANNELS)))
     full_scale: float = field(default=4.096, metadata=_check(
-        lambda v: None if v in FULL_SCALES else f"must be one of {', '.join(map(str, FULL_SCALES))} volts, got {v}"))
+        lambda v: None if v in ADS1115_RANGES else f"must be one of {', '.join(map(str, ADS1115_FULL_SCALES))} volts, got {v}"))
     data_rate: int = field(default=860, metadata=_check(
-        lambda v: None if v in DATA_RATES else f"must be one of {', '.join(map(str, DATA_RATES))}, got {v}"))
+        lambda v: None if v in ADS1115_DATA_RATES else f"must be one of {', '.join(map(str, ADS1115_DATA_RATES))}, got {v}"))
     #: BCM pin wired to ALERT/RDY; 0: not wired (single-shot conversions, slower).
     alert_pin: int = field(default=25, metadata=_check(_bcm_pin))
     vdd: float = field(default=3.3, metadata=_check(
@@ -159,7 +157,7 @@ class AdcConfig:
 class MeterConfig:
     """The analogue front end and the mains the plug switches."""
 
-    sensor: str = field(default="ACS712-30A", metadata=_check(_one_of(*SENSORS)))
+    sensor: str = field(default="ACS712-30A", metadata=_check(_one_of(*ACS712_MODELS)))
     #: Overrides the sensor's sensitivity when above 0.
     mv_per_amp: float = field(default=0.0, metadata=_check(
         lambda v: None if v >= 0 else f"must be 0 (use the sensor's) or above, got {v}"))

@@ -21,11 +21,10 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
+from plugd.chips import ACS712_MODELS, ACS712_SUPPLY, ADS1115_INPUT_HEADROOM
 from plugd.service.config import Config
 from plugd.errors import HardwareError, ValidationError
 from plugd.core.metering import (
-    INPUT_HEADROOM,
-    SENSORS,
     Calibration,
     CurrentMeter,
     EnergyCounter,
@@ -51,7 +50,7 @@ SENSOR = Cause("sensor")
 def volts_per_amp(config: Config) -> float:
     """Sensitivity at the ADC input: the sensor's mV/A through the divider."""
     meter = config.meter
-    sensor = meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else SENSORS[meter.sensor].volts_per_amp
+    sensor = meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else ACS712_MODELS[meter.sensor].volts_per_amp
     return sensor * meter.divider
 
 
@@ -59,11 +58,7 @@ def sensor_noise(config: Config) -> float:
     """The datasheet noise at the ADC input, until idle windows teach the real one."""
     if config.meter.mv_per_amp > 0:
         return 0.0
-    return SENSORS[config.meter.sensor].noise_volts * config.meter.divider
-
-
-#: The ACS712's supply: its output cannot leave 0..5 V.
-SENSOR_SUPPLY = 5.0
+    return ACS712_MODELS[config.meter.sensor].noise_volts * config.meter.divider
 
 
 def clip_limits(config: Config) -> dict[str, float]:
@@ -72,10 +67,10 @@ def clip_limits(config: Config) -> dict[str, float]:
     margin = adc.full_scale * 0.001  # within 0.1 % of a limit counts as clipped
     if "-" in adc.channel:  # the other input sits at the zero: the swing is what clips
         zero = config.meter.zero_volts * divider
-        high = min(adc.full_scale, (SENSOR_SUPPLY * divider) - zero)
+        high = min(adc.full_scale, (ACS712_SUPPLY * divider) - zero)
         low = max(-adc.full_scale, -zero)
     else:
-        high = min(adc.full_scale, adc.vdd, SENSOR_SUPPLY * divider)
+        high = min(adc.full_scale, adc.vdd, ACS712_SUPPLY * divider)
         low = 0.0
     return {"clip_low": low + margin, "clip_high": high - margin}
 
@@ -87,11 +82,11 @@ def valid_limits(config: Config) -> dict[str, float]:
     beyond its rails; 1 % of full scale more covers the ADC's own errors.
     """
     adc, divider = config.adc, config.meter.divider
-    slack = INPUT_HEADROOM + adc.full_scale * 0.01
+    slack = ADS1115_INPUT_HEADROOM + adc.full_scale * 0.01
     if "-" in adc.channel:
         zero = config.meter.zero_volts * divider
-        return {"valid_low": -zero - slack, "valid_high": SENSOR_SUPPLY * divider - zero + slack}
-    return {"valid_low": -slack, "valid_high": min(adc.vdd, SENSOR_SUPPLY * divider) + slack}
+        return {"valid_low": -zero - slack, "valid_high": ACS712_SUPPLY * divider - zero + slack}
+    return {"valid_low": -slack, "valid_high": min(adc.vdd, ACS712_SUPPLY * divider) + slack}
 
 
 def current_meter(config: Config) -> CurrentMeter:

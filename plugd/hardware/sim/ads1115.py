@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from plugd.chips import ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_INPUT_HEADROOM
+
 CONVERSION, CONFIG, LO_THRESH, HI_THRESH = range(4)
 RESET_CONFIG = 0x8583
 RESET_LO_THRESH = 0x8000
@@ -30,14 +32,11 @@ OS = 0x8000
 MODE_SINGLE = 0x0100
 COMP_POL_HIGH = 0x0008
 COMP_QUE_OFF = 0x0003
-#: PGA[2:0] -> full scale in volts; the last three codes all mean ±0.256 V.
-FULL_SCALE = (6.144, 4.096, 2.048, 1.024, 0.512, 0.256, 0.256, 0.256)
-#: DR[2:0] -> nominal samples per second.
-DATA_RATES = (8, 16, 32, 64, 128, 250, 475, 860)
+#: PGA[2:0] -> full scale in volts; the last three codes all mean ±0.256 V. DR[2:0] indexes
+#: ADS1115_DATA_RATES.
+FULL_SCALE = (*ADS1115_FULL_SCALES, ADS1115_FULL_SCALES[-1], ADS1115_FULL_SCALES[-1])
 #: MUX[2:0] -> (positive input, negative input); None is GND.
 MUX = ((0, 1), (0, 3), (1, 3), (2, 3), (0, None), (1, None), (2, None), (3, None))
-#: The inputs' absolute maximum: 0.3 V beyond the rails.
-RAIL_MARGIN = 0.3
 #: Length of the conversion-ready pulse in continuous mode.
 RDY_PULSE = 8e-6
 #: Slack, in periods, so a fake clock advanced by exactly n periods sees n conversions.
@@ -135,7 +134,7 @@ class ADS1115Emulator:
         self._address = address
         self._clock = clock
         self._rate_factor = 1 + oscillator_error
-        self._inputs = (-RAIL_MARGIN, vdd + RAIL_MARGIN)
+        self._inputs = (-ADS1115_INPUT_HEADROOM, vdd + ADS1115_INPUT_HEADROOM)
         self._alert_pin = alert_pin
         self._bus_lock = threading.Lock()
         self._lock = threading.Lock()  # the chip's state: the bus and the ALERT/RDY thread share it
@@ -289,7 +288,7 @@ class ADS1115Emulator:
         if continuous or (value & OS and self._run is None):
             config = self._config
             self._run = _Run(start=now,
-                             period=1 / (DATA_RATES[config >> 5 & 7] * self._rate_factor),
+                             period=1 / (ADS1115_DATA_RATES[config >> 5 & 7] * self._rate_factor),
                              pair=MUX[config >> 12 & 7], full_scale=FULL_SCALE[config >> 9 & 7],
                              continuous=continuous)
 

@@ -17,7 +17,7 @@ from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.gpio import StandInGPIO, install
 from plugd.hardware.sim.mains import MainsModel
 from plugd.hardware.sim.tm1637 import TM1637Chip
-from plugd.core.metering import SENSORS
+from plugd.chips import ACS712_MODELS
 
 ALERT_HISTORY = 64
 
@@ -37,7 +37,7 @@ class Simulation:
 def mains_for(config: Config, relay_on: Callable[[], bool]) -> MainsModel:
     """The simulated mains and sensor, as the configuration describes the real ones."""
     meter = config.meter
-    sensor = SENSORS[meter.sensor]
+    sensor = ACS712_MODELS[meter.sensor]
     return MainsModel(
         volts=meter.volts, frequency=meter.frequency, power_factor=meter.power_factor,
         sensitivity=meter.mv_per_amp / 1000 if meter.mv_per_amp > 0 else sensor.volts_per_amp,
