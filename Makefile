@@ -39,6 +39,7 @@ $(TEST_READY): $(READY)
 
 test: $(TEST_READY)
 	$(VENV)/bin/ruff check plugd tests bench packaging fuzz
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 bench: $(READY)

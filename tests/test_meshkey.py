@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import free_port, listener, send_udp, sim_config
 from plugd.core import meshkey
+from plugd.service.meshboot import BOOT_FILE, boot_number
 from plugd.service.config import parse
 from plugd.service.daemon import Daemon
 from plugd.errors import ConfigError, StoreError, WireError
@@ -149,25 +150,25 @@ def test_the_guard_table_is_bounded():
 def test_the_counter_grows_within_a_start_and_across_restarts_without_a_clock(tmp_path):
     state = StateDir(tmp_path)
     no_clock = lambda: 0.0  # a Pi without RTC, before NTP
-    first = Signer(KEY, meshkey.next_boot(state, no_clock))
+    first = Signer(KEY, boot_number(state, no_clock))
     counters = [verify(first.sign(PLAIN), KEY) for _ in range(3)]
-    second = Signer(KEY, meshkey.next_boot(state, no_clock))
+    second = Signer(KEY, boot_number(state, no_clock))
     later = verify(second.sign(PLAIN), KEY)
     assert counters == sorted(set(counters)) and later > counters[-1]
 
 
 def test_a_lost_boot_file_is_covered_by_a_right_clock(tmp_path):
     state = StateDir(tmp_path)
-    boot = meshkey.next_boot(state, lambda: 1_700_000_000.0)
-    (tmp_path / meshkey.BOOT_FILE).write_text("not json")
-    assert meshkey.next_boot(state, lambda: 1_700_000_100.0) > boot
+    boot = boot_number(state, lambda: 1_700_000_000.0)
+    (tmp_path / BOOT_FILE).write_text("not json")
+    assert boot_number(state, lambda: 1_700_000_100.0) > boot
 
 
 def test_a_clock_past_2106_is_ignored_and_an_unwritable_boot_number_stops_the_start(tmp_path):
-    assert meshkey.next_boot(StateDir(tmp_path), lambda: float(2**40)) == 1
+    assert boot_number(StateDir(tmp_path), lambda: float(2**40)) == 1
     (tmp_path / "not-a-dir").write_text("")
     with pytest.raises(StoreError, match="mesh-boot.json"):
-        meshkey.next_boot(StateDir(tmp_path / "not-a-dir"), lambda: 0.0)
+        boot_number(StateDir(tmp_path / "not-a-dir"), lambda: 0.0)
 
 
 @pytest.mark.parametrize("text, message", [

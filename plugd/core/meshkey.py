@@ -16,7 +16,7 @@ grows across restarts even on a Pi without a real-time clock that boots in
 clock is right (the clock carries it). Receivers accept from each node id only
 a counter above the last they accepted from it.
 
-This module does no I/O except `next_boot`, and keeps no clock: the caller says
+This module does no I/O and keeps no clock (`plugd.service.meshboot` keeps the boot number): the caller says
 what it received, from which node id and address.
 """
 
@@ -24,20 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import NamedTuple
 
-from plugd.errors import ValidationError, WireError
-from plugd.service.store import StateDir, dump
+from plugd.errors import WireError
 from plugd.core.wire import MAX_DATAGRAM
 
 #: Hex digits of the tag: 16 bytes of the HMAC, far beyond guessing on a LAN.
 TAG_HEX = 32
 COUNTER_FIELD = b"&ctr:"
 TAG_FIELD = b"&sig:"
-#: Where the boot number lives in the state directory.
-BOOT_FILE = "mesh-boot.json"
 SEQUENCE_BITS = 32
 #: Node ids whose last counter and address are remembered, at most (only valid packets add one).
 MAX_SENDERS = 4096
@@ -100,21 +96,13 @@ class Signer:
         return signed
 
 
-def next_boot(state: StateDir, wall: Callable[[], float] = time.time) -> int:
-    """This start's boot number, stored before it is used; StoreError if it cannot be.
+def next_boot(previous: int, wall: float) -> int:
+    """This start's boot number: above the last one, and at least the clock's seconds.
 
     A clock past 2106 (2**32 s) is ignored, so counters keep within 20 digits.
     """
-    clock = int(wall())
-    boot = max(state.load(BOOT_FILE, _read_boot, lambda: 0) + 1, clock if clock < 2**32 else 0)
-    state.write(BOOT_FILE, dump(boot))
-    return boot
-
-
-def _read_boot(obj: object) -> int:
-    if isinstance(obj, bool) or not isinstance(obj, int) or obj < 0:
-        raise ValidationError("mesh boot number", f"expected a non-negative integer, got {obj!r}")
-    return obj
+    clock = int(wall)
+    return max(previous + 1, clock if clock < 2**32 else 0)
 
 
 class Verdict(NamedTuple):

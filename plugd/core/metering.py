@@ -176,8 +176,12 @@ class CurrentMeter:
         self._idle_count = 0
         self._duration = self.cycles / self.frequency
         self._close_after = self._duration - 1.5 / nominal
-        self._ref: float | None = None
+        self._ref = math.nan  # the first sample sets it
         self._last = self._start = self._restart_at = -math.inf
+        self._close_at = math.inf
+        self._n = 0
+        self._sum = self._sum2 = 0.0
+        self._low, self._high = math.inf, -math.inf
 
     @property
     def noise_volts(self) -> float:
@@ -263,7 +267,7 @@ class CurrentMeter:
         self._n = 0
         self._sum = self._sum2 = 0.0
         self._low, self._high = math.inf, -math.inf
-        if self._ref is None:
+        if math.isnan(self._ref):
             self._ref = volts
 
     def _close(self, t: float) -> Window:
@@ -544,9 +548,12 @@ def check_front_end(*, sensor: str | float, divider: float, full_scale: float,
         rated = None
         sensitivity = _number("sensor", sensor, above=0, unit=" V/A")
         name = "the sensor"
-    if max_amps is None and rated is None:
+    if max_amps is not None:
+        amps = _number("max_amps", max_amps, above=0, unit=" A")
+    elif rated is not None:
+        amps = rated
+    else:
         raise ValidationError("max_amps", "is needed when the sensor is given as a sensitivity")
-    amps = rated if max_amps is None else _number("max_amps", max_amps, above=0, unit=" A")
     if rated is not None and amps > rated:
         raise ValidationError("max_amps", f"{amps:g} A is beyond the ±{rated:g} A range of "
                                           f"{name}: choose a larger model")

@@ -37,6 +37,7 @@ from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, o
 from plugd.doors.mdns import Announcer
 from plugd.service.meter import Meter
 from plugd.core.model import ThingId, esp_time, sanitize_name
+from plugd.service.meshboot import boot_number
 from plugd.service.plug import Cause, Change, Plug
 from plugd.service.store import StateDir, dump
 from plugd.service.systemd import Notifier, RepeatFilter
@@ -119,7 +120,7 @@ class Daemon:
         if config.mesh.mesh_key:
             key = config.mesh.mesh_key.encode("utf-8")
             self.plug.guard = meshkey.Guard(key, config.mesh.trusted_esp_nodes)
-            self.plug.signer = meshkey.Signer(key, meshkey.next_boot(state))
+            self.plug.signer = meshkey.Signer(key, boot_number(state))
         self.simulation = None
         if config.simulated:
             from plugd.hardware.sim.rig import build
