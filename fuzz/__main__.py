@@ -41,6 +41,7 @@ def _tokens(door: str) -> list[str]:
                 "2147483648", "777:Kitchen", "&5:", "13:05:09 - 24.11.2026"]
     if door == "api":
         from plugd.doors.api import COMMANDS
+        from plugd.doors.api.simulation import COMMANDS as SIMULATION
         from plugd.core.model import Recipe, Relation, Thing, ThingType
         from plugd.service.settings import KEYS
 
@@ -49,7 +50,7 @@ def _tokens(door: str) -> list[str]:
         keys = {*recipe, *thing, "command", "thing", "recipe", "settings", "config", "version",
                 "things", "recipes", "calibration", "state", "what", "value", "watts", "index",
                 "id", "token", "password", "old", "new"}
-        return ([f'"{name}"' for name in COMMANDS] + [f'"{key}":' for key in sorted(keys)]
+        return ([f'"{name}"' for name in {**COMMANDS, **SIMULATION}] + [f'"{key}":' for key in sorted(keys)]
                 + [f'"{key}"' for key in KEYS]
                 + ["NaN", "Infinity", "-Infinity", "1e400", "null", "true", "[", "{", "\\u0000"])
     from plugd.service.config import Config

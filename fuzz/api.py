@@ -22,7 +22,7 @@ with atheris.instrument_imports(include=["plugd"]):
     from gpiozero.pins.mock import MockFactory
 
     from plugd.service import settings
-    from plugd.doors.api import Api
+    from plugd.doors.api import COMMANDS, Api
     from plugd.doors.auth import Auth
     from plugd.service.config import Config, parse
     from plugd.hardware.relay import Relay
@@ -53,6 +53,7 @@ class Host:
                                                      pin_factory=self.factory))
         self.meter: Meter | None = Meter(self.plug, self.config, loop, time.time)
         self.simulation = None
+        self.commands = COMMANDS  # no simulated chips here: their commands are not answered
         self.auth = Auth(state)
         self.settings: dict[str, Any] = {}
 

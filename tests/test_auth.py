@@ -85,7 +85,8 @@ async def test_wrong_passwords_are_refused_then_rate_limited(make_daemon):
         right = (d.plug.state.path / "initial-password").read_text().strip()
         answer = await c.ask({"command": "login", "password": right})
         assert not answer["success"] and "wait" in answer["error"]  # even the right one waits
-    assert any(e.message == "failed login from 127.0.0.1" for e in d.plug.events)
+    failed = [e for e in d.plug.events if e.message == "failed login"]
+    assert [(e.count, e.cause, e.subject) for e in failed] == [(5, "user 127.0.0.1", "login")]
 
 
 async def test_a_login_gives_a_ticket_for_an_httponly_cookie_that_opens_later_connections(make_daemon):

@@ -9,8 +9,8 @@ from plugd.core.authority import AUTOMATIC, PEOPLE, Source, decide
 KINDS = [s.value for s in Source] + ["mesh", "display"]
 
 
-@pytest.mark.parametrize("kind, relay, on, tripped, override", itertools.product(
-    KINDS, [True, False], [True, False], [None, "power 3100 W above max_power 3000 W"], [True, False]))
+@pytest.mark.parametrize("kind, relay, on, tripped, override", list(itertools.product(
+    KINDS, [True, False], [True, False], [None, "power 3100 W above max_power 3000 W"], [True, False])))
 def test_the_table(kind, relay, on, tripped, override):
     verdict = decide(kind, relay=relay, on=on, tripped=tripped, override=override)
     source = Source(kind) if kind in Source._value2member_map_ else None

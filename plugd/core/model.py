@@ -73,6 +73,13 @@ class ThingId(IntEnum):
     ENERGY_YESTERDAY = 7
 
 
+#: Things the meter sets; they are invalid (not sent, shown as faults) until it has a reading.
+METERED = frozenset({ThingId.POWER, ThingId.ENERGY_TODAY, ThingId.CURRENT, ThingId.ENERGY_TOTAL,
+                     ThingId.ENERGY_YESTERDAY})
+#: Things whose value a sensor or the clock sets; people and recipes cannot.
+MEASURED = METERED | {ThingId.CLOCK}
+
+
 def esp_time(unix: float | None = None) -> int:
     """Seconds since the firmware's epoch (2000-01-01) for a Unix time."""
     return int((time.time() if unix is None else unix) - ESP_EPOCH)

@@ -24,17 +24,12 @@ from typing import Any, NamedTuple
 from plugd.core import authority
 from plugd.core.events import Event, EventLog
 from plugd.core.meshkey import Guard, Signer
-from plugd.core.model import ON, Recipe, Thing, ThingId, ThingType, esp_time
+from plugd.core.model import MEASURED, METERED, ON, Recipe, Thing, ThingId, ThingType, esp_time
 from plugd.core.recipes import Action, RecipeBook
 from plugd.core.registry import Heard, Peer, Registry
 from plugd.core.wire import decode, encode, format_clock, format_number
 from plugd.errors import ValidationError, WireError
 
-#: Things the meter sets; they are invalid (not sent, shown as faults) until it has a reading.
-METERED = frozenset({ThingId.POWER, ThingId.ENERGY_TODAY, ThingId.CURRENT, ThingId.ENERGY_TOTAL,
-                     ThingId.ENERGY_YESTERDAY})
-#: Things whose value a sensor or the clock sets; people and recipes cannot.
-MEASURED = METERED | {ThingId.CLOCK}
 #: Things whose value no current can hold while the relay is off.
 LOAD = (ThingId.POWER, ThingId.CURRENT)
 #: How deep recipes may trigger recipes (a rule on the plug that switches the plug).

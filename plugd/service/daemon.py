@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from gpiozero import Factory
 from plugd import __version__
 from plugd.core import meshkey
 from plugd.service import netif, settings
-from plugd.doors.api import Api
+from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import Auth
 from plugd.service.config import Config
 from plugd.errors import ConfigError, HardwareError
@@ -122,10 +122,13 @@ class Daemon:
             self.plug.guard = meshkey.Guard(key, config.mesh.trusted_esp_nodes)
             self.plug.signer = meshkey.Signer(key, boot_number(state))
         self.simulation = None
-        if config.simulated:
+        self.commands: Mapping[str, Handler] = COMMANDS
+        if config.simulated:  # the chips' stand-ins and their commands, never loaded otherwise
+            from plugd.doors.api import simulation
             from plugd.hardware.sim.rig import build
 
             self.simulation = build(config, factory)
+            self.commands = {**COMMANDS, **simulation.COMMANDS}
         self.meter = self._start_meter(loop, factory) if config.adc.enabled else None
         self.display = self._open_display()
         self.endpoint = MeshEndpoint(open_socket(config.mesh.bind, config.mesh.udp_port),

@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from plugd.core import validate
 from plugd.core.events import Event, EventLog
 from plugd.core.meshkey import Guard, Signer
 from plugd.core.model import ON, Recipe, Thing, ThingType, default_things
 from plugd.core.plug import Cause, Change, Now, Output, PlugCore
 from plugd.core.recipes import RecipeBook, parse_outcomes
 from plugd.core.registry import Registry, parse_records
-from plugd.errors import HardwareError, ValidationError
+from plugd.errors import HardwareError
 from plugd.hardware.relay import Relay
 from plugd.service.store import StateDir, Writer, dump
 
@@ -32,22 +33,6 @@ RECIPES_FILE = "recipes.json"
 OUTCOMES_FILE = "recipe-outcomes.json"
 NODES_FILE = "nodes.json"
 FILES = {"things": THINGS_FILE, "outcomes": OUTCOMES_FILE}
-
-
-def parse_things(obj: Any) -> list[Thing]:
-    """things.json: the local things with their values and override flags."""
-    if not isinstance(obj, list):
-        raise ValidationError("things", "expected a list")
-    return [Thing.from_json(item, f"things[{i}]") for i, item in enumerate(obj)]
-
-
-def parse_recipes(obj: Any) -> list[Recipe]:
-    """recipes.json: the recipe list, in order."""
-    if not isinstance(obj, list):
-        raise ValidationError("recipes", "expected a list")
-    recipes = [Recipe.from_json(item, f"recipes[{i}]") for i, item in enumerate(obj)]
-    RecipeBook(recipes)  # checks unique ids and the bound
-    return recipes
 
 
 class Plug:
@@ -70,10 +55,10 @@ class Plug:
         #: changes cannot both start from the same list and the second drop the first's.
         self.recipes_lock = asyncio.Lock()
 
-        stored = {t.id: t for t in state.load(THINGS_FILE, parse_things, default_things)}
+        stored = {t.id: t for t in state.load(THINGS_FILE, validate.things, default_things)}
         things = {t.id: stored.get(t.id, t) for t in default_things()}
         things.update({i: t for i, t in stored.items() if i not in things})
-        recipes = RecipeBook(state.load(RECIPES_FILE, parse_recipes, list),
+        recipes = RecipeBook(state.load(RECIPES_FILE, lambda obj: validate.recipes(obj, things), list),
                              state.load(OUTCOMES_FILE, parse_outcomes, dict))
         registry.load(state.load(NODES_FILE, parse_records, list))
         last = things[1].value == ON

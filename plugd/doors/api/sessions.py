@@ -1,0 +1,91 @@
+"""Commands of a session: whether one is open, logging in and out, changing the password."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from plugd.core.model import describe
+from plugd.doors.api.base import Api, command
+from plugd.doors.auth import AUTH_FILE
+from plugd.errors import StoreError, ValidationError
+
+
+@command("request_session")
+async def _request_session(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    http = api.host.config.http
+    return api.answer("response_session", authenticated=api.authenticated,
+                      readingOpen=http.open_reading,
+                      changesOpen=http.allow_unauthenticated_changes,
+                      initialPassword=api.host.auth.initial_password_in_use())
+
+
+def text(msg: dict[str, Any], key: str) -> str:
+    value = msg.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(key, "is missing" if key not in msg else f"expected a string, got "
+                                                                      f"{describe(value)}")
+    return value
+
+
+@command("login")
+async def _login(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """`password` (people), or `token` (the token file, for plugctl and scripts)."""
+    auth, plug = api.host.auth, api.plug
+    now = plug.monotonic()
+    wait = auth.wait_before_login(api.who, now)
+    if wait > 0:
+        return api.answer("response_login", success=False,
+                          error=f"too many failed attempts: wait {math.ceil(wait)} s")
+    if "token" in msg:
+        ok = auth.check_cli_token(text(msg, "token"), api.who, now)
+        why = "wrong token"
+    else:
+        # scrypt takes a good part of a second on a small Pi: not on the event loop
+        ok = await asyncio.to_thread(auth.check_password, text(msg, "password"), api.who, now)
+        why = "wrong password"
+    if not ok:
+        plug.record("auth", "failed login", api.cause, "login")  # one line, counted, in a storm
+        return api.answer("response_login", success=False, error=why)
+    session = auth.new_session(plug.wall())
+    try:
+        await plug.writer.save(AUTH_FILE, auth.dump())
+    except StoreError:
+        auth.end_session(session)  # refused, so not logged in either
+        raise
+    api.session = session
+    return api.answer("response_login", success=True, ticket=auth.ticket_for(api.session, now),
+                      initialPassword=auth.initial_password_in_use())
+
+
+@command("logout")
+async def _logout(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    if api.session is not None:
+        api.host.auth.end_session(api.session)
+        api.session = None
+        await api.plug.writer.save(AUTH_FILE, api.host.auth.dump())
+    return api.answer("response_logout", success=True)
+
+
+@command("change_password")
+async def _change_password(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Ends every other session; this one gets a new ticket for its cookie."""
+    auth, plug = api.host.auth, api.plug
+    old, new = text(msg, "old"), text(msg, "new")
+    now = plug.monotonic()
+    if auth.wait_before_login(api.who, now) > 0 or not await asyncio.to_thread(
+            auth.check_password, old, api.who, now):
+        raise ValidationError("old", "is not the current password")
+    before, session = auth.credentials, api.session
+    await asyncio.to_thread(auth.set_password, new)
+    api.session = auth.new_session(plug.wall())
+    try:
+        await plug.writer.save(AUTH_FILE, auth.dump())
+    except StoreError:
+        auth.credentials, api.session = before, session  # the old password stays the password
+        raise
+    auth.forget_initial_password()
+    plug.record("auth", "password changed", api.cause, "password")
+    return api.answer("response_change_password", success=True,
+                      ticket=auth.ticket_for(api.session, now))

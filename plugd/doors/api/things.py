@@ -1,0 +1,157 @@
+"""Commands on the plug's things, its recipes and the nodes it hears."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from plugd.core import validate
+from plugd.core.model import MAX_NODE_ID, OFF, ON, Thing, ThingId, ThingType, describe, read_bool, read_float, read_int
+from plugd.doors.api.base import Api, command, nested
+from plugd.errors import StoreError, ValidationError
+from plugd.service.plug import Plug
+
+
+@command("request_nodes")
+async def _request_nodes(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    plug = api.plug
+    now = plug.monotonic()
+    own = {"id": plug.node_id, "name": plug.node_name, "nodeId": plug.node_id,
+           "nodeName": plug.node_name, "online": True, "self": True,
+           "things": [{"id": t.id, "value": t.value, "text": plug.wire_text(t)}
+                      for t in plug.things.values() if t.id not in plug.invalid]}
+    peers = [p.to_json(now) for p in plug.registry.peers.values()]
+    return api.answer("response_nodes", nodes=[own, *peers])
+
+
+@command("request_things")
+async def _request_things(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    return api.answer("response_things", things=api.plug.things_view())
+
+
+def _recipes_json(plug: Plug) -> list[dict[str, Any]]:
+    book = plug.recipes
+    return [{**r.to_json(), "matching": book.is_matching(r), "seen": book.latest(r)} for r in book]
+
+
+@command("request_recipes")
+async def _request_recipes(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    return api.answer("response_recipes", recipes=_recipes_json(api.plug))
+
+
+@command("save_thing")
+async def _save_thing(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Update `type`, `value` and `override` of a thing; each is optional."""
+    plug = api.plug
+    obj = nested(msg, "thing")
+    thing_id = read_int(obj, "id", "thing", low=1, high=MAX_NODE_ID)
+    thing = plug.things.get(thing_id)
+    if thing is None:
+        raise ValidationError("thing.id", f"there is no local thing {thing_id}")
+    if "type" in obj:
+        kind = read_int(obj, "type", "thing", low=0, high=len(ThingType) - 1)
+        if kind != thing.type:
+            raise ValidationError("thing.type", f"thing {thing_id} ({thing.name}) is a "
+                                                f"{thing.type.name} and cannot change type")
+    override = read_bool(obj, "override", "thing") if "override" in obj else thing.override
+    value = _settable_value(plug, thing_id, obj, "thing.value") if "value" in obj else thing.value
+    # The value first: switching override off hands the thing to its recipes, which decide last.
+    plug.set_thing(thing_id, value, api.cause)
+    if override != thing.override:
+        plug.set_override(thing_id, override, api.cause)
+    await _save_things(api, thing, value, override)
+    return api.answer("response_save_thing", success=True, thing=plug.things[thing_id].to_json())
+
+
+async def _save_things(api: Api, before: Thing, value: float, override: bool) -> None:
+    """Save the things after a user's change; if that fails, take back what can be taken back.
+
+    A value or an override flag lives only here: it is put back (unless another
+    change came since) and the answer says nothing changed. A relay that was
+    switched stays switched: the load already felt it, and switching it back
+    would be a second surprise; the answer says it was not saved, so a restart
+    would bring back the saved state.
+    """
+    plug = api.plug
+    try:
+        await plug.save_things()
+    except StoreError as err:
+        thing = plug.things[before.id]
+        if thing.override == override != before.override:
+            plug.set_override(before.id, before.override, api.cause)
+        if before.id == ThingId.PLUG and value != before.value:
+            raise StoreError(f"the relay is switched {'on' if thing.value == ON else 'off'}, but "
+                             f"that could not be saved (a restart would bring back the saved "
+                             f"state): {err}") from None
+        if thing.value == value != before.value:
+            plug.set_thing(before.id, before.value, api.cause)
+        raise StoreError(f"nothing changed: {err}") from None
+
+
+def _settable_value(plug: Plug, thing_id: int, obj: dict[str, Any], field: str) -> float:
+    key = field.rpartition(".")[2]
+    value = read_float(obj, key, field.rpartition(".")[0])
+    thing = plug.things[thing_id]
+    if value == thing.value:
+        return value  # pages send the whole thing back; an unchanged measured value is fine
+    return validate.thing_value(thing, value, field)
+
+
+@command("save_recipe")
+async def _save_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Replace the recipe with that id, or add it; without an id (or 0) a new id is given."""
+    plug = api.plug
+    obj = dict(nested(msg, "recipe"))
+    async with plug.recipes_lock:
+        return await _store_recipe(api, obj)
+
+
+async def _store_recipe(api: Api, obj: dict[str, Any]) -> dict[str, Any]:
+    """Under the recipe lock: the new id and the list it joins are read at the same moment."""
+    plug = api.plug
+    if obj.get("id") in (None, 0):
+        obj["id"] = plug.recipes.next_id()
+    recipe = validate.recipe(obj, plug.things)
+    old = plug.recipes.get(recipe.id)
+    if old is not None:  # keep what was seen, unless the source changed
+        same_source = (old.source_node_id, old.source_thing_id) == (recipe.source_node_id,
+                                                                    recipe.source_thing_id)
+        if same_source and "sourceValue" not in obj:
+            recipe = replace(recipe, source_value=old.source_value)
+    recipes = plug.recipes.with_saved(recipe, plug.things)
+    await plug.store_recipes(recipes)
+    plug.record("recipe", f"recipe {recipe.id} ({recipe.name}) saved", api.cause, f"recipe {recipe.id}")
+    return api.answer("response_save_recipe", success=True, recipe=recipe.to_json())
+
+
+@command("delete_recipe")
+async def _delete_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    recipe_id = read_int(msg, "id", "message", low=1, high=MAX_NODE_ID)
+    async with api.plug.recipes_lock:
+        await api.plug.store_recipes(api.plug.recipes.without(recipe_id))
+    api.plug.record("recipe", f"recipe {recipe_id} deleted", api.cause, f"recipe {recipe_id}")
+    return api.answer("response_delete_recipe", success=True, id=recipe_id)
+
+
+@command("move_recipe")
+async def _move_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    recipe_id = read_int(msg, "id", "message", low=1, high=MAX_NODE_ID)
+    index = read_int(msg, "index", "message")
+    async with api.plug.recipes_lock:
+        await api.plug.store_recipes(api.plug.recipes.moved(recipe_id, index))
+    return api.answer("response_move_recipe", success=True, recipes=_recipes_json(api.plug))
+
+
+@command("switch")
+async def _switch(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Switch the relay: `state` is "on", "off" or "toggle"."""
+    state = msg.get("state")
+    plug = api.plug
+    current = plug.things[ThingId.PLUG].value
+    targets = {"on": ON, "off": OFF, "toggle": OFF if current == ON else ON}
+    if not isinstance(state, str) or state not in targets:  # a list or object is unhashable
+        raise ValidationError("state", f"expected \"on\", \"off\" or \"toggle\", got {describe(state)}")
+    before = plug.things[ThingId.PLUG]
+    plug.set_thing(ThingId.PLUG, targets[state], api.cause)
+    await _save_things(api, before, targets[state], before.override)
+    return api.answer("response_switch", success=True, relay=plug.things[ThingId.PLUG].value == ON)

@@ -1,0 +1,134 @@
+"""One validator per kind of input: every recipe `save_recipe` refuses, an import refuses too,
+naming the same field, and nothing stored changes; the files read at start go through it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import free_port, until
+
+from plugd.core import validate
+from plugd.core.model import ThingId, default_things
+from plugd.core.recipes import MAX_RECIPES
+from plugd.doors.api import Api
+from plugd.errors import ValidationError
+from plugd.service.config import parse
+from plugd.service.daemon import Daemon
+
+RECIPE = {"id": 1, "name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
+          "targetValue": 19, "localThingId": 1, "localValue": 1}
+THINGS = {t.id: t for t in default_things()}
+
+#: (what is changed in a valid recipe, the field named, words of the problem)
+REFUSED = [
+    ({"relation": 7}, "relation", "must be between 0 and 5"),
+    ({"relation": "below"}, "relation", "expected an integer"),
+    ({"localThingId": 42}, "localThingId", "there is no local thing 42"),
+    ({"localThingId": ThingId.POWER}, "localThingId", "is measured"),
+    ({"localThingId": ThingId.CLOCK}, "localThingId", "is measured"),
+    ({"localValue": 0.5}, "localValue", "is a switch: 0 or 1, got 0.5"),
+    ({"localValue": 3}, "localValue", "is a switch"),
+    ({"localValue": None}, "localValue", "expected a number"),
+    ({"targetValue": "warm"}, "targetValue", "expected a number"),
+    ({"targetValue": float("inf")}, "targetValue", "finite"),
+    ({"sourceNodeId": 0}, "sourceNodeId", "must be between"),
+    ({"sourceNodeId": 2**31}, "sourceNodeId", "must be between"),
+    ({"sourceThingId": 1.5}, "sourceThingId", "expected an integer"),
+    ({"name": "x&y"}, "name", "must not contain '&'"),
+    ({"name": ""}, "name", "must not be empty"),
+    ({"name": "n" * 33}, "name", "at most 32"),
+    ({"name": "a\nb"}, "name", "control characters"),
+    ({"name": None}, "name", "expected a string"),
+]
+MISSING = ["name", "sourceNodeId", "sourceThingId", "relation", "localThingId", "targetValue",
+           "localValue"]
+
+
+def cases():
+    for change, field, words in REFUSED:
+        yield {**RECIPE, **change}, field, words
+    for key in MISSING:
+        yield {k: v for k, v in RECIPE.items() if k != key}, key, "is missing"
+
+
+@pytest.mark.parametrize("obj, field, words", list(cases()))
+def test_the_recipe_validator_names_the_field(obj, field, words):
+    with pytest.raises(ValidationError, match=words) as err:
+        validate.recipe(json.loads(json.dumps(obj)), THINGS, "recipe")
+    assert err.value.field == f"recipe.{field}"
+
+
+def test_lists_refuse_duplicates_and_length():
+    with pytest.raises(ValidationError, match=r"recipes\[1\].id: recipe id 1 is used twice"):
+        validate.recipes([RECIPE, RECIPE], THINGS)
+    with pytest.raises(ValidationError, match=f"at most {MAX_RECIPES}"):
+        validate.recipes([{**RECIPE, "id": i} for i in range(1, MAX_RECIPES + 2)], THINGS)
+    with pytest.raises(ValidationError, match="things\\[0\\].value: thing 1 \\(Plug\\) is a switch"):
+        validate.things([{**THINGS[1].to_json(), "value": 0.5}])
+
+
+def state_files(daemon):
+    return {p.name: p.read_bytes() for p in daemon.plug.state.path.iterdir() if p.suffix == ".json"
+            and p.name not in ("auth.json", "nodes.json", "energy.json")}
+
+
+async def test_every_recipe_save_refuses_an_import_refuses_and_nothing_changes(client, daemon):
+    assert (await client.ask({"command": "save_recipe", "recipe": {**RECIPE, "id": 9}}))["success"]
+    await until(lambda: daemon.meter.last, "a first reading, for a calibration")
+    assert (await client.ask({"command": "calibrate", "what": "voltage", "value": 231}))["success"]
+    assert (await client.ask({"command": "switch", "state": "off"}))["success"]
+    exported = (await client.ask({"command": "export_config"}))["config"]
+    await daemon.plug.writer.flush()
+    before = state_files(daemon)
+    assert {"recipes.json", "things.json", "calibration.json"} <= set(before)
+    for obj, field, words in [*cases(), ({**RECIPE, "id": 9}, "id", "used twice")]:
+        saved = await client.ask({"command": "save_recipe", "recipe": obj})
+        if field != "id":  # a save of an existing id replaces it: only a list can repeat one
+            assert saved["command"] == "error" and f"recipe.{field}: " in saved["error"], saved
+            assert words in saved["error"]
+        config = {**exported, "recipes": [*exported["recipes"], obj],
+                  "things": [{"id": 1, "override": True}], "settings": {"mesh.interval": 7}}
+        imported = await client.ask({"command": "import_config", "config": config})
+        assert imported["command"] == "error", (obj, imported)
+        assert f"config.recipes[1].{field}: " in imported["error"] and words in imported["error"]
+        await daemon.plug.writer.flush()
+        assert state_files(daemon) == before, obj
+        assert not daemon.plug.things[ThingId.PLUG].override and daemon.config.mesh.interval != 7
+
+
+async def test_a_stored_recipe_that_breaks_a_rule_is_set_aside_at_start(tmp_path, make_daemon):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "recipes.json").write_text(json.dumps([{**RECIPE, "localValue": 0.5}]))
+    d = await make_daemon()
+    try:
+        assert len(d.plug.recipes) == 0
+        assert list(state.glob("recipes.json.corrupt-*"))
+    finally:
+        await d.stop()
+
+
+def test_production_code_never_loads_the_simulation():
+    code = ("import sys, plugd.cli, plugd.ctl, plugd.service.daemon, plugd.doors.api, plugd.doors.web\n"
+            "print([m for m in sys.modules if m.startswith(('plugd.hardware.sim', "
+            "'plugd.doors.api.simulation'))])")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[]"
+
+
+async def test_simulation_commands_exist_only_under_simulate(tmp_path, factory, client):
+    assert (await client.ask({"command": "simulate_load", "watts": 100}))["success"]
+    real = Daemon(parse("", {"state.dir": str(tmp_path / "real"), "http.port": 0,
+                             "http.bind": "127.0.0.1", "mesh.udp_port": free_port(),
+                             "mesh.broadcast": ["127.255.255.255"], "node.id": 77,
+                             "mdns.enabled": False, "adc.enabled": False,
+                             "display.enabled": False, "relay.pin": 5}), pin_factory=factory)
+    await real.start()
+    try:
+        assert real.simulation is None
+        answer = await Api(real, "test", trusted=True).handle('{"command": "simulate_load", "watts": 1}')
+        assert answer["command"] == "response_default"  # as any command this plug does not know
+    finally:
+        await real.stop()
