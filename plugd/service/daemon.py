@@ -59,7 +59,7 @@ def find_www(configured: str) -> Path:
     """The page's files: as configured, else the source tree's, else the installed copy."""
     if configured:
         return Path(configured)
-    candidates = [Path(__file__).resolve().parent.parent / "www",
+    candidates = [Path(__file__).resolve().parents[2] / "www",
                   Path(sys.prefix) / "share/plugd/www", Path("/usr/share/plugd/www")]
     return next((p for p in candidates if (p / "index.html").is_file()), candidates[0])
 

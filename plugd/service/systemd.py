@@ -214,22 +214,23 @@ class RepeatFilter(logging.Filter):
     logs how many there were.
 
     A fault met on every packet or sample would otherwise flood the journal, and journald's
-    rate limit then drops the daemon's other messages with the flood. A message is its
-    logger and its template (the format string before arguments). The count is logged by the
-    first record after the window, or by `flush()`. Attach it to a handler.
+    rate limit then drops the daemon's other messages with the flood. Only identical records
+    are repeats: the same logger, level and message as rendered, so "node A online" and "node B
+    online" are two messages and both reach the journal. The count is logged by the first
+    record after the window, or by `flush()`. Attach it to a handler.
     """
 
     def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.window = window
         self.clock = clock
-        self._runs: dict[tuple[str, str], _Run] = {}  # in the order they started
+        self._runs: dict[tuple[str, int, str], _Run] = {}  # in the order they started
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if hasattr(record, "plugd_repeats"):  # a count of ours, on its way through
             return True
-        key = (record.name, str(record.msg))
+        key = (record.name, record.levelno, _message(record))
         with self._lock:
             summaries = self._expire()
             run = self._runs.get(key)

@@ -1,20 +1,49 @@
 // The Events view: the plug's log, newest first, kept live by `event` pushes.
 import { $, el } from "./dom.js";
-import { dateTimeText, espDate } from "./format.js";
+import { dateTimeText, espDate, timeText } from "./format.js";
 import { reportError } from "./notify.js";
 
-const KEEP = 200;  // as many as the daemon keeps
+const KEEP = 300;  // as many as the daemon keeps (200 important, 100 others)
+
+/** Why an event happened, in words: the daemon sends its cause as "<kind> <detail>". */
+export function causeText(cause) {
+  if (!cause) return "";
+  const [kind, ...rest] = String(cause).split(" ");
+  const detail = rest.join(" ");
+  switch (kind) {
+    case "user": return detail ? `by a person at ${detail}` : "by a person";
+    case "recipe": {
+      const [id, sentence] = detail.split(/, (.*)/s);
+      return sentence ? `by recipe ${id}: ${sentence}` : `by recipe ${id}`;
+    }
+    case "protection": return detail ? `by the protection: ${detail}` : "by the protection";
+    case "start": return "at start";
+    case "sensor": return detail ? `by the sensor (${detail})` : "by the sensor";
+    case "clock": return "by the clock";
+    case "mesh": return "heard on the mesh";
+    case "display": return "by the display";
+    default: return `by ${cause}`;
+  }
+}
+
+const identity = (e) => JSON.stringify([e.kind, e.subject ?? "", e.message]);
 
 export function startEvents(conn, views) {
   const list = $("#event-list");
   let loaded = false;
 
   function row(e) {
-    return el("li", { class: `event kind-${String(e.kind).replace(/\W/g, "")}` },
+    const repeats = e.count > 1
+      ? el("span", { class: "muted repeats" },
+        `×${e.count}, last ${timeText(espDate(e.last ?? e.time))}`)
+      : null;
+    const item = el("li", { class: `event kind-${String(e.kind).replace(/\W/g, "")}` },
       el("time", { datetime: espDate(e.time).toISOString() }, dateTimeText(espDate(e.time))),
       el("span", { class: "badge" }, e.kind),
-      el("span", { class: "message" }, e.message),
-      e.cause ? el("span", { class: "muted cause" }, `by ${e.cause}`) : null);
+      el("span", { class: "message" }, e.message, repeats ? " " : null, repeats),
+      e.cause ? el("span", { class: "muted cause" }, causeText(e.cause)) : null);
+    item.dataset.identity = identity(e);
+    return item;
   }
 
   function load() {
@@ -26,6 +55,11 @@ export function startEvents(conn, views) {
 
   conn.on("event", (m) => {
     if (!loaded || !m.event) return;
+    if (m.event.count > 1) {  // a repeat: it replaces the line it summarises
+      const key = identity(m.event);
+      const old = [...list.children].find((li) => li.dataset.identity === key);
+      if (old) old.remove();
+    }
     list.prepend(row(m.event));
     while (list.children.length > KEEP) list.lastElementChild.remove();
   });
