@@ -8,11 +8,13 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from plugd.doors.auth import CLI_TOKEN_FILE
+from plugd.service import rundir
 from plugd.service.config import StateConfig, load, simulate_defaults
 from plugd.errors import ConfigError
 from plugd.core.model import Relation
@@ -22,6 +24,8 @@ RELATION_WORDS = {Relation.EQUALS: "is", Relation.NOT_EQUALS: "is not",
                   Relation.NOT_BIGGER_THAN: "is at most", Relation.NOT_SMALLER_THAN: "is at least"}
 
 DEFAULT_STATE = StateConfig().dir
+#: Hosts that are this machine, where the daemons' records tell their state directories.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: subcommand -> (request, help)
 REQUESTS: dict[str, tuple[dict[str, Any], str]] = {
     "status": ({"command": "request_status"}, "show the relay, power and mesh"),
@@ -52,7 +56,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, metavar="S")
     p.add_argument("--token-file", type=Path, metavar="FILE",
                    help="log in with this token file (default $PLUGD_TOKEN_FILE, else the "
-                        "daemon's cli-token in /var/lib/plugd or the --simulate state directory)")
+                        "cli-token of --state-dir, else that of the daemon on the port on this "
+                        "machine, else of /var/lib/plugd or the --simulate state directory)")
+    p.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="the state directory of the daemon addressed, for its token")
     sub = p.add_subparsers(dest="action", required=True, metavar="COMMAND")
     for name, (_, text) in REQUESTS.items():
         sub.add_parser(name, help=text)
@@ -84,26 +91,47 @@ def request_for(args: argparse.Namespace) -> dict[str, Any]:
     return REQUESTS[args.action][0]
 
 
-def token_files(given: Path | None) -> list[Path]:
+def token_files(url: str, given: Path | None, state_dir: Path | None) -> list[Path]:
+    """The token files to try, in order: the one given, else the state directory's (given, or
+    that of the daemon on the addressed port of this machine), else the default ones."""
     if given is not None:
         return [given]
     if os.environ.get("PLUGD_TOKEN_FILE"):
         return [Path(os.environ["PLUGD_TOKEN_FILE"])]
-    return [Path(DEFAULT_STATE) / CLI_TOKEN_FILE,
-            Path(simulate_defaults()["state.dir"]) / CLI_TOKEN_FILE]
+    if state_dir is not None:
+        return [state_dir / CLI_TOKEN_FILE]
+    files = []
+    address = urlsplit(url)
+    if address.hostname in LOCAL_HOSTS and address.port is not None:
+        found = rundir.state_dir_of(address.port)
+        if found is not None:
+            files.append(found / CLI_TOKEN_FILE)
+    defaults = [Path(DEFAULT_STATE) / CLI_TOKEN_FILE, Path(simulate_defaults()["state.dir"]) / CLI_TOKEN_FILE]
+    return list(dict.fromkeys([*files, *defaults]))
 
 
-def read_token(files: list[Path]) -> str | None:
+def read_tokens(files: list[Path]) -> list[tuple[Path, str | None, str]]:
+    """(file, its token or None, why not) for each file, in order."""
+    read: list[tuple[Path, str | None, str]] = []
     for path in files:
         try:
-            return path.read_text().strip()
-        except OSError:
-            continue
-    return None
+            token = path.read_text().strip()
+        except FileNotFoundError:
+            read.append((path, None, "missing"))
+        except OSError as err:
+            read.append((path, None, f"unreadable: {err.strerror or err}"))
+        else:
+            read.append((path, token, "") if token else (path, None, "empty"))
+    return read
 
 
-def ask(url: str, request: dict[str, Any], timeout: float, token: str | None) -> dict[str, Any]:
-    """Send one request (logged in first when there is a token); return its answer."""
+def ask(url: str, request: dict[str, Any], timeout: float,
+        tokens: list[tuple[Path, str | None, str]]) -> dict[str, Any]:
+    """Send one request, logged in with the first token the daemon accepts; return its answer.
+
+    When no token is accepted, a request that needs a login is answered with
+    an error naming each token file tried and why it failed.
+    """
     with connect(url, open_timeout=timeout, close_timeout=1) as ws:
         def answer_to(message: dict[str, Any]) -> dict[str, Any]:
             expected = "response_" + message["command"].removeprefix("request_")
@@ -113,12 +141,18 @@ def ask(url: str, request: dict[str, Any], timeout: float, token: str | None) ->
                 if answer.get("command") in (expected, "error"):
                     return answer
 
-        if token is not None:
-            login = answer_to({"command": "login", "token": token})
-            if not login.get("success"):
-                return {"command": "error", "error": f"login with the token file failed: "
-                                                     f"{login.get('error')}"}
-        return answer_to(request)
+        tried = []
+        for path, token, why in tokens:
+            if token is not None:
+                login = answer_to({"command": "login", "token": token})
+                if login.get("success"):
+                    return answer_to(request)
+                why = f"refused by plugd: {login.get('error')}"
+            tried.append(f"{path} ({why})")
+        answer = answer_to(request)
+        if answer.get("login") and tried:
+            answer["error"] += f"; token files tried: {', '.join(tried)}"
+        return answer
 
 
 def show(action: str, answer: dict[str, Any]) -> str:
@@ -200,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     url = args.url or (f"ws://localhost:{args.port}/ws" if args.port else default_url())
     request = request_for(args)
+    tokens = read_tokens(token_files(url, args.token_file, args.state_dir))
     try:
-        answer = ask(url, request, args.timeout, read_token(token_files(args.token_file)))
+        answer = ask(url, request, args.timeout, tokens)
     except (OSError, TimeoutError, WebSocketException) as err:
         print(f"plugctl: cannot reach plugd at {url}: {err}", file=sys.stderr)
         return 3

@@ -22,7 +22,7 @@ from gpiozero import Factory
 
 from plugd import __version__
 from plugd.core import meshkey
-from plugd.service import netif, settings
+from plugd.service import netif, rundir, settings
 from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import Auth
 from plugd.service.config import Config
@@ -137,6 +137,11 @@ class Daemon:
                              lambda address, session: Api(self, address, session), self.auth,
                              lambda: self.config.http)
         await self.web.start(config.http.bind, config.http.port, http_socket)
+        try:  # where plugctl on this machine finds this daemon's token
+            self._record: Path | None = rundir.announce(self.web.port, state.path)
+        except OSError as err:
+            self._record = None
+            log.warning("plugctl will not find this daemon's token by its port: %s", err)
         if http_socket is not None:
             log.info("serving on the socket systemd passed (http.port and http.bind are unused)")
         self.broadcaster = Broadcaster(loop, self._broadcast, interval=config.mesh.interval,
@@ -182,6 +187,8 @@ class Daemon:
         if self.mdns is not None:
             await self.mdns.close()
         await self.web.close()
+        if self._record is not None:
+            rundir.withdraw(self._record)
         self.endpoint.close()
         if self.sampler is not None:
             await asyncio.to_thread(self.sampler.stop)
