@@ -59,7 +59,8 @@ def test_outcomes_survive_an_outage_and_a_restart_and_fire_nothing_unchanged():
     book = hysteresis()
     book.observe(SENSOR, 5, 18.0, now=1)
     book.forget(SENSOR)  # the node went offline
-    assert book.latest(book.get(1)) is None and book.is_matching(book.get(1))
+    assert book.latest(book.get(1)) is None and book.outcome(book.get(1)) is True
+    assert not book.is_matching(book.get(1))  # nothing live to hold on
     assert book.observe(SENSOR, 5, 18.0, now=2) == []  # back, still cold: nothing new
     stored = json.loads(json.dumps(book.outcomes_json()))
     again = RecipeBook(list(book), parse_outcomes(stored))

@@ -103,8 +103,9 @@ class RecipeBook:
         return self._outcome.get(recipe.id)
 
     def is_matching(self, recipe: Recipe) -> bool:
-        """Whether the recipe's condition held on the last value it saw."""
-        return self._outcome.get(recipe.id) is True
+        """Whether the recipe's condition holds on the latest value of its source while live."""
+        value = self.latest(recipe)
+        return value is not None and recipe.matches(value)
 
     def outcomes_json(self) -> dict[str, bool]:
         """The known outcomes, as kept in the state directory so a restart fires nothing."""
@@ -217,10 +218,8 @@ class RecipeBook:
         value of its (live) source, or None: what a thing handed back to its recipes takes."""
         chosen = None
         for recipe in self._recipes:
-            if recipe.local_thing_id == thing_id:
-                value = self.latest(recipe)
-                if value is not None and recipe.matches(value):
-                    chosen = recipe
+            if recipe.local_thing_id == thing_id and self.is_matching(recipe):
+                chosen = recipe
         return None if chosen is None else Action(thing_id, chosen.local_value, chosen.id)
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import wait_for  # tests/conftest.py, the suite's shared helpers
+from tests.support import wait_for
 from mesh import netns
 from mesh.conftest import (BRIDGE, BROADCAST, INTERVAL, OFFLINE_AFTER, SUBNET, Mesh, PlugNode,
                            mac_node_id)
@@ -97,8 +97,24 @@ def test_recipe_on_an_esp_temperature_switches_the_relay(mesh: Mesh) -> None:
 
         sensor.set_temperature(17.25)
         wait_for(lambda: a.relay() == 1, "the cold reading to switch plug-a on")
-        assert last_relay_cause(a) == "recipe 1"
+        assert last_relay_cause(a).startswith("recipe 1, ")
         assert a.recipes()[1]["seen"] == 17.25
+
+        # A person switches it off while it is still cold: the switch holds, broadcast after
+        # broadcast, because recipe 1 fires only when its condition becomes true.
+        a.ask({"command": "switch", "state": "off"})
+        sensor.set_temperature(17.0)
+        wait_for(lambda: seen(17.0), "plug-a's recipes to see 17.0")
+        heard = a.ask({"command": "request_status"})["counters"]["accepted"]
+        wait_for(lambda: a.ask({"command": "request_status"})["counters"]["accepted"] >= heard + 6,
+                 "a few more broadcasts heard")
+        assert a.relay() == 0 and last_relay_cause(a).startswith("user")
+
+        sensor.set_temperature(22.75)
+        wait_for(lambda: a.recipes()[2]["outcome"] is True, "the warm reading to reach recipe 2")
+        assert a.relay() == 0  # it was off already: recipe 2 fired and changed nothing
+        sensor.set_temperature(17.25)
+        wait_for(lambda: a.relay() == 1, "cold again: recipe 1 becomes true and switches on")
 
         sensor.set_temperature(20.5)  # between the two: the relay keeps its state
         wait_for(lambda: seen(20.5), "plug-a's recipes to see 20.5")
@@ -106,7 +122,7 @@ def test_recipe_on_an_esp_temperature_switches_the_relay(mesh: Mesh) -> None:
 
         sensor.set_temperature(22.75)
         wait_for(lambda: a.relay() == 0, "the warm reading to switch plug-a off")
-        assert last_relay_cause(a) == "recipe 2"
+        assert last_relay_cause(a).startswith("recipe 2, ")
         for other in ("b", "c"):  # recipes act on their own plug only
             assert mesh.plugs[other].relay() == 0
     finally:
@@ -123,7 +139,7 @@ def test_cutting_a_link_takes_the_node_offline_and_stops_its_recipes(mesh: Mesh)
         a.ask(recipe(4, "follow plug-b off", b_id, PLUG, Relation.EQUALS, 0, 0))
         b.ask({"command": "switch", "state": "on"})
         wait_for(lambda: a.relay() == 1, "plug-a to follow plug-b on")
-        assert last_relay_cause(a) == "recipe 3"
+        assert last_relay_cause(a).startswith("recipe 3, ")
 
         # While plug-b is online its value stays in force: handing plug-a's relay back to its
         # recipes after a manual switch-off puts it on again at once, on the value last seen.
@@ -188,9 +204,16 @@ def test_cutting_a_link_takes_the_node_offline_and_stops_its_recipes(mesh: Mesh)
         mesh.restore(b)
         for observer in (a, c):
             wait_for(lambda: b_id in online_ids(observer), f"{observer.name} to see plug-b back online")
-        # Back online, plug-b's value (on) drives plug-a again.
+        # Back online with the same value (on): recipe 3's outcome did not change through the
+        # outage, so it fires nothing and the person's switch-off holds.
+        wait_for(lambda: a.recipes()[3]["seen"] == 1, "plug-a to see plug-b's relay again")
+        assert a.relay() == 0 and a.recipes()[3]["outcome"] is True
+        # A real change on plug-b drives plug-a again.
+        b.ask({"command": "switch", "state": "off"})
+        wait_for(lambda: a.recipes()[3]["outcome"] is False, "plug-a to see plug-b switch off")
+        b.ask({"command": "switch", "state": "on"})
         wait_for(lambda: a.relay() == 1, "plug-b's recipe to switch plug-a on again")
-        assert last_relay_cause(a) == "recipe 3"
+        assert last_relay_cause(a).startswith("recipe 3, ")
     finally:
         mesh.restore(b)
         delete_recipes(a)

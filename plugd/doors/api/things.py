@@ -31,7 +31,8 @@ async def _request_things(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 
 def _recipes_json(plug: Plug) -> list[dict[str, Any]]:
     book = plug.recipes
-    return [{**r.to_json(), "matching": book.is_matching(r), "seen": book.latest(r)} for r in book]
+    return [{**r.to_json(), "matching": book.is_matching(r), "outcome": book.outcome(r),
+             "seen": book.latest(r)} for r in book]
 
 
 @command("request_recipes")
