@@ -28,8 +28,9 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.harness import PLUGD, PROCESS_CONFIG, free_port, percentile, stop_process
+from bench.harness import PLUGD, PROCESS_CONFIG, percentile
 from bench.report import Row, run_alone
+from tests.support import free_port, stop_process
 
 NAME = "Fan-out"
 CLIENTS = 200

@@ -32,9 +32,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench import load
-from bench.harness import free_port, percentile, stop_process
+from bench.harness import percentile
 from bench.report import Row, run_alone
 from bench.soak import logged_errors, rss_kib, start_plugd
+from tests.support import free_port, stop_process
 
 NAME = "Flood"
 RATE = 20_000  # datagrams a second

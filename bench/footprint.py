@@ -29,6 +29,7 @@ from bench import harness, load
 from bench.report import Row, run_alone
 from plugd.service.config import MeshConfig
 from plugd.ctl import ask
+from tests.support import free_port, stop_process
 
 NAME = "Footprint"
 PACKETS = 1_000_000
@@ -118,7 +119,7 @@ def plugd_process(tmp: Path, udp_port: int, http_port: int) -> Iterator[subproce
 
 
 def measure() -> list[Row]:
-    udp_port, http_port = harness.free_port(), harness.free_port(socket.SOCK_STREAM)
+    udp_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory(prefix="plugd-bench-") as tmp:
         with plugd_process(Path(tmp), udp_port, http_port) as process:
             at_start = memory_mb(process.pid)
@@ -129,7 +130,7 @@ def measure() -> list[Row]:
                 sent = sender.wait()
             status = settled_status(http_port)
             after, peak = memory_mb(process.pid), memory_mb(process.pid, "VmHWM")
-            exit_code = harness.stop_process(process, STOP_TIMEOUT)
+            exit_code = stop_process(process, STOP_TIMEOUT)
         errors = logged_errors(Path(tmp, "plugd.log"))
 
     counters = status["counters"]

@@ -11,9 +11,7 @@ import asyncio
 import json
 import logging
 import math
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -49,13 +47,6 @@ bind = "127.0.0.1"
 [mdns]
 enabled = false
 """
-
-
-def free_port(kind: socket.SocketKind = socket.SOCK_DGRAM) -> int:
-    """A port nobody holds on 127.0.0.1 right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def enlarge_receive_buffer(sock: Any) -> int:
@@ -149,16 +140,3 @@ async def save_recipe(daemon: Daemon, recipe: dict[str, Any]) -> None:
         json.dumps({"command": "save_recipe", "recipe": recipe}))
     if not answer.get("success"):
         raise RuntimeError(f"the daemon refused recipe {recipe['name']!r}: {answer}")
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
-    """SIGTERM, as systemd stops plugd; the exit code, or None if it had to be killed."""
-    if process.poll() is not None:
-        return process.returncode
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return None

@@ -30,6 +30,7 @@ from bench.report import Row, run_alone
 from plugd.service.daemon import Daemon
 from plugd.doors.udp import open_socket
 from plugd.core.model import Relation, ThingId
+from tests.support import free_port
 
 NAME = "Ingest"
 TRIALS = 5
@@ -112,7 +113,7 @@ async def install_recipes(daemon: Daemon) -> None:
 
 async def measure(trials: int = TRIALS) -> list[Row]:
     loop = asyncio.get_running_loop()
-    bare_port, daemon_port = harness.free_port(), harness.free_port()
+    bare_port, daemon_port = free_port(), free_port()
     bare_socket = open_socket("127.0.0.1", bare_port)  # the daemon's own socket set-up
     granted = harness.enlarge_receive_buffer(bare_socket)
     bare_transport, bare = await loop.create_datagram_endpoint(Counting, sock=bare_socket)

@@ -21,6 +21,7 @@ from bench import harness, load
 from bench.report import Row, run_alone
 from plugd.service.daemon import Daemon
 from plugd.core.model import Relation, ThingId
+from tests.support import free_port
 
 NAME = "Control latency"
 SENSOR_NODE, SENSOR_THING = 777, 5
@@ -87,7 +88,7 @@ async def sample(running: harness.Running, port: int, count: int) -> Latencies:
 
 
 async def measure(samples: int = SAMPLES) -> list[Row]:
-    port = harness.free_port()
+    port = free_port()
     async with harness.running_daemon(port) as running:
         daemon = running.daemon
         await install_recipes(daemon)

@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import PLUGD, free_port, stop_process
+from bench.harness import PLUGD
 from bench.report import Row, run_alone
+from tests.support import free_port, stop_process
 
 NAME = "Service"
 STARTS = 5

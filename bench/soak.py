@@ -32,9 +32,10 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from bench import load
-from bench.harness import PLUGD, PROCESS_CONFIG, free_port, stop_process
+from bench.harness import PLUGD, PROCESS_CONFIG
 from bench.report import Row, run_alone
 from plugd.service.daemon import HISTORY_POINTS
+from tests.support import free_port, stop_process
 
 NAME = "Soak"
 NODES = range(300_001, 300_051)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
-import socket
-import time
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,43 +17,39 @@ from websockets.asyncio.client import ClientConnection, connect
 from plugd.service.config import Config, parse
 from plugd.service.daemon import Daemon
 from plugd.hardware.sim.gpio import StandInGPIO, install
+from tests.support import free_port
 
 # Tests check behaviour, never timings: no deadline, and no health check that a busy machine fails.
 settings.register_profile("plugd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("plugd")
 
 NODE_ID = 4242
+#: In CI, and in `make test` as root, a skip is a failure: a harness that could not run proved
+#: nothing. A developer without root may still skip, and is told why.
+STRICT_SKIPS = os.environ.get("PLUGD_STRICT_SKIPS") == "1"
+
+
+def _strict(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if STRICT_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, a failure with PLUGD_STRICT_SKIPS=1: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A skipped test fails in strict mode."""
+    outcome = yield
+    _strict(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module skipped whole fails in strict mode."""
+    outcome = yield
+    _strict(outcome.get_result())
 #: What the daemon sends unasked; a request's answer is the first other message.
 PUSHES = ("thing_update", "node_update", "event")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    """Poll `check` until it gives something true (for processes of their own, off any loop)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """`wait_for` for tests on the event loop: polls without blocking the daemon under test."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := check()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
 
 
 def sim_config(state_dir: Path, **overrides: Any) -> Config:
@@ -77,14 +71,19 @@ def factory() -> Iterator[MockFactory]:
 
 
 @pytest.fixture
-def make_daemon(tmp_path: Path, factory: MockFactory) -> Callable[..., Awaitable[Daemon]]:
-    """Start a daemon on simulated chips with configuration overrides; the test stops it."""
+async def make_daemon(tmp_path: Path, factory: MockFactory) -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
+    """Start daemons on simulated chips with configuration overrides; each is stopped at the
+    end (a test may stop one itself, to restart on the same state)."""
+    started: list[Daemon] = []
 
     async def start(**overrides: Any) -> Daemon:
         d = Daemon(sim_config(tmp_path / "state", **overrides), pin_factory=factory)
         await d.start()
+        started.append(d)
         return d
-    return start
+    yield start
+    for d in started:
+        await d.stop()
 
 
 @pytest.fixture
@@ -139,19 +138,3 @@ async def client(daemon: Daemon) -> AsyncIterator[Client]:
         answer = await client.ask({"command": "login", "token": daemon.auth.cli_token})
         assert answer["success"], answer
         yield client
-
-
-def send_udp(port: int, data: bytes) -> None:
-    """A datagram to the daemon, from an unbound socket (never one bound to its port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.sendto(data, ("127.0.0.1", port))
-
-
-def listener(port: int, timeout: float = 15.0) -> socket.socket:
-    """A socket on the mesh port beside the daemons (SO_REUSEADDR): hears the loopback
-    broadcasts, as a node on the LAN or a capturing attacker would."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
-    sock.settimeout(timeout)
-    return sock

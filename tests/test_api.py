@@ -6,7 +6,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
-from conftest import NODE_ID, send_udp, until
+from conftest import NODE_ID
+
+from tests.support import send_udp, until
 from plugd.errors import StoreError
 from plugd.core.model import ThingId
 

@@ -13,23 +13,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from conftest import Client, sim_config
+from conftest import Client
 from plugd.service.daemon import Daemon
 from plugd.errors import StoreError
-
-
-@pytest.fixture
-async def make_daemon(tmp_path, factory):
-    started: list[Daemon] = []
-
-    async def start(**overrides) -> Daemon:
-        d = Daemon(sim_config(tmp_path / "state", **overrides), pin_factory=factory)
-        await d.start()
-        started.append(d)
-        return d
-    yield start
-    for d in started:
-        await d.stop()
 
 
 def url(d: Daemon, path: str = "/ws") -> str:

@@ -16,7 +16,9 @@ import time
 
 from websockets.asyncio.client import connect
 
-from conftest import Client, sim_config, until
+from conftest import Client, sim_config
+
+from tests.support import Heard, until
 from plugd.doors.auth import FREE_FAILURES, Auth
 from plugd.service.daemon import Daemon
 from plugd.core.registry import Registry
@@ -141,37 +143,6 @@ class Peer:
         self.sock.close()
 
 
-class Heard:
-    """The daemon's broadcasts, heard beside it on its port (SO_REUSEADDR)."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
-        self.sock.settimeout(0.2)
-        self.times: list[float] = []  # monotonic arrival of each of the daemon's datagrams
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                data = self.sock.recvfrom(2048)[0]
-            except TimeoutError:
-                continue
-            if data.startswith(f"{OWN}:".encode()):
-                self.times.append(time.monotonic())
-
-    def since(self, t: float) -> int:
-        return sum(1 for x in self.times if x > t)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.sock.close()
-
-
 async def test_a_daemon_through_ntp_steps(tmp_path, factory):
     wall = Wall(local(DAY, 22))
     config = sim_config(tmp_path / "state", **{"simulate.load_watts": 3600.0, "mesh.interval": 1.0,
@@ -179,7 +150,7 @@ async def test_a_daemon_through_ntp_steps(tmp_path, factory):
     port = config.mesh.udp_port
     d = Daemon(config, pin_factory=factory, wall=wall)
     await d.start()
-    heard, peer = Heard(port), Peer(port)
+    heard, peer = Heard(port, OWN), Peer(port)
     url = f"ws://127.0.0.1:{d.web.port}/ws"
     try:
         async with connect(url) as ws, connect(url) as stranger_ws:
@@ -237,7 +208,7 @@ async def test_a_daemon_through_ntp_steps(tmp_path, factory):
             wall.step(-12 * HOUR)
             await until(lambda: not d.registry.is_online(PEER), "the silent peer offline")
     finally:
-        heard.stop()
+        heard.close()
         if not peer.stopped.is_set():
             peer.stop()
         await d.stop()

@@ -9,66 +9,25 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import free_port, listener, send_udp, wait_for
+
+from tests.support import BIN, PlugdProcess, free_port, listener, send_udp, wait_for
 from plugd.core.wire import decode
 
-BIN = Path(sys.executable).parent
-
-
-class Running:
-    def __init__(self, tmp: Path, *extra: str, udp_port: int | None = None, node_id: int = 4242,
-                 name: str | None = "SimPlug", env: dict[str, str] | None = None) -> None:
-        self.http = free_port(socket.SOCK_STREAM)
-        self.udp = udp_port or free_port()
-        self.state = tmp / f"state-{node_id}"
-        self.log = tmp / f"plugd-{node_id}.log"
-        args = [str(BIN / "plugd"), "--simulate", "--http-port", str(self.http), "--udp-port",
-                str(self.udp), "--state-dir", str(self.state), "--node-id", str(node_id),
-                *(["--node-name", name] if name else []), *extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log.open("w"),
-                                     env=env)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.http), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"plugd did not start:\n{self.log.read_text()}")
-                time.sleep(0.05)
-
-    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "plugctl"), "--port", str(self.http), "--token-file",
-                               str(self.state / "cli-token"), *args],
-                              capture_output=True, text=True, timeout=30)
-
-    def status(self) -> dict:
-        done = self.ctl("--json", "status")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=10)
 
 
 @pytest.fixture
 def running(tmp_path):
-    started: list[Running] = []
+    started: list[PlugdProcess] = []
 
-    def start(*extra: str, **kwargs) -> Running:
-        started.append(Running(tmp_path, *extra, **kwargs))
+    def start(*extra: str, name: str | None = "SimPlug", **kwargs) -> PlugdProcess:
+        started.append(PlugdProcess(tmp_path, *extra, name=name, **kwargs))
         return started[-1]
     yield start
     for r in started:
-        if r.proc.poll() is None:
-            r.proc.kill()
-            r.proc.wait()
+        r.stop()
 
 
 
@@ -210,7 +169,7 @@ def test_systemd_sees_ready_status_and_watchdog_pings_that_stop_while_the_loop_h
         sock.bind(str(notify))
         sock.settimeout(15)
         env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "200000"}
-        plug = Running(tmp_path, env=env)
+        plug = PlugdProcess(tmp_path, name="SimPlug", env=env)
         try:
             messages: list[tuple[float, str]] = []
 

@@ -18,12 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from tests.support import free_port, wait_for
 from packaging.requirements import Requirement
 
 from plugd import __version__
@@ -293,17 +292,16 @@ def test_imports_come_from_the_package_or_its_dependencies(unpacked: Path) -> No
     assert not {line.split(" ")[0].split(".")[0] for line in out.splitlines()} & BLINKA
 
 
-def wait_for_page(url: str, process: subprocess.Popen[str], timeout: float = 20) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_for_page(url: str, process: subprocess.Popen[str]) -> bytes:
+    """The page's bytes once plugd serves it (it failing to start fails the test)."""
+    def page() -> bytes | None:
         assert process.poll() is None, f"plugd exited: {process.communicate()[1]}"
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:
                 return answer.read()
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            return None
+    return wait_for(page, f"the page at {url}")
 
 
 def test_simulated_plug_runs_from_the_unpacked_tree(unpacked: Path, tmp_path: Path) -> None:

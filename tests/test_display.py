@@ -4,7 +4,6 @@ tm1637 library on the GPIO stand-in, read back through the TM1637 decoder."""
 import math
 import sys
 import threading
-import time
 
 import pytest
 from hypothesis import assume, given
@@ -14,6 +13,7 @@ from plugd.service.config import DISPLAY_MODES
 from plugd.errors import HardwareError
 from plugd.hardware.display import Display, Fault, Reading, render, render_text
 from plugd.hardware.sim.tm1637 import TM1637Chip
+from tests.support import wait_for
 
 CLK, DIO = 23, 24
 ADDRESS = 0xC0
@@ -43,14 +43,6 @@ def make_display(chip):
 def drawn(display):
     assert display.flush(timeout=10), "the display thread did not draw in time"
     return display
-
-
-def wait_for(predicate, timeout=10.0):
-    """Poll until `predicate()`; a guard against hanging, not a timing check."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.002)
 
 
 # --- rendering ------------------------------------------------------------------
@@ -235,7 +227,7 @@ def test_the_clock_turns_the_minute_without_being_shown_anything(chip, make_disp
     drawn(make_display(mode="clock", clock=lambda: now[0]))
     assert chip.text == "13:05"
     now[0] = 13 * 3600 + 6 * 60 + 0.5
-    wait_for(lambda: chip.text == "13:06")
+    wait_for(lambda: chip.text == "13:06", "the display to show 13:06")
 
 
 def test_a_failing_gpio_is_reported_once_kept_trying_and_recovered(gpio, chip, make_display):

@@ -25,7 +25,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 from websockets.asyncio.client import connect
 
-from conftest import Client, sim_config, until, wait_for
+from conftest import Client, sim_config
+
+from tests.support import Heard, until, wait_for
 from plugd.service.daemon import Daemon
 from plugd.hardware.adc import Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
@@ -66,31 +68,12 @@ async def page(d: Daemon) -> AsyncIterator[tuple[Client, list[dict[str, Any]]]]:
             await asyncio.gather(task, return_exceptions=True)
 
 
-class Mesh:
-    """The daemon's loopback broadcasts, heard beside it on its port (SO_REUSEADDR)."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
-        self.sock.settimeout(0.2)
-        self.heard: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.heard.append(self.sock.recvfrom(2048)[0])
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
+async def readings(d: Daemon, count: int) -> None:
+    """Wait until the meter has made `count` more readings (windows) than it had."""
+    first = d.meter.last
+    start = first.end if first is not None else float("-inf")
+    await until(lambda: (w := d.meter.last) is not None and w.end >= start + count - 0.5,
+                f"{count} more readings")
 
 def retries(adc: ADS1115Emulator, since: float) -> list[float]:
     """When each retry after `since` began: a burst of transactions after a quiet bus."""
@@ -119,7 +102,7 @@ async def test_a_failing_current_sensor_is_shown_invalid_retried_and_recovers(
         fault, make_daemon, factory, caplog):
     caplog.set_level(logging.INFO)
     d = await make_daemon(**{"simulate.load_watts": LOAD})
-    mesh = Mesh(d.config.mesh.udp_port)
+    mesh = Heard(d.config.mesh.udp_port)
     try:
         async with page(d) as (client, pushed):
             assert (await client.ask({"command": "switch", "state": "on"}))["relay"] is True
@@ -164,8 +147,7 @@ async def test_a_failing_current_sensor_is_shown_invalid_retried_and_recovers(
                 # The bus answers, so the sampler reads on (no backoff), and every window is
                 # refused as implausible.
                 read = adc.transfers
-                await asyncio.sleep(4.0)
-                assert adc.transfers > read + 100
+                await until(lambda: adc.transfers > read + 100, "the sampler to read on")
                 assert d.meter.fault.startswith("implausible readings")
             assert power(d) is None
             assert records(caplog, "current sensor failed") == 1
@@ -207,7 +189,7 @@ async def test_a_relay_pin_that_refuses_writes(tmp_path, factory: MockFactory, c
     pin = factory.pin(config.relay.pin, pin_class=FailingPin)
     d = Daemon(config, pin_factory=factory)
     await d.start()
-    mesh = Mesh(config.mesh.udp_port)
+    mesh = Heard(config.mesh.udp_port)
     try:
         async with page(d) as (client, pushed):
             await until(lambda: power(d) == 0.0, "a first reading, relay off")
@@ -245,7 +227,7 @@ async def test_a_relay_pin_that_refuses_writes(tmp_path, factory: MockFactory, c
             assert records(caplog, "cannot switch the relay") == 1
             assert len(events(pushed, "cannot switch the relay")) == 1
             # The sensor still reads (no load: the relay never closed).
-            await asyncio.sleep(1.5)
+            await readings(d, 1)
             assert power(d) == 0.0
 
             pin.fail = False
@@ -274,7 +256,7 @@ async def test_an_overload_keeps_trying_a_relay_pin_that_refuses_to_open(tmp_pat
             pin.fail = True
             d.simulation.mains.load_watts = 2000.0
             await until(lambda: d.plug.tripped, "the protection to trip")
-            await asyncio.sleep(3.0)  # readings go on, each trying to open the relay
+            await readings(d, 3)  # readings go on, each trying to open the relay
             # The relay did not open, and nothing says it did.
             assert pin.state is True and d.plug.things[ThingId.PLUG].value == 1.0
             status = await client.ask({"command": "request_status"})
@@ -302,7 +284,7 @@ async def test_a_display_whose_gpio_fails_is_reported_once_and_comes_back(make_d
             assert (await client.ask({"command": "switch", "state": "on"}))["relay"] is True
             await until(lambda: events(pushed, "display failed"), "the display fault event", 30)
             frames = chip.frames
-            await asyncio.sleep(3.0)  # a few seconds of new readings to draw
+            await readings(d, 3)  # new readings to draw
             assert (await client.ask({"command": "request_things"}))["command"] == "response_things"
             assert chip.frames == frames  # nothing reached the chip
             assert records(caplog, "display failed") == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import free_port, listener, send_udp, sim_config
+from conftest import sim_config
+
+from tests.support import free_port, listener, send_udp, until
 from plugd.core import meshkey
 from plugd.service.meshboot import BOOT_FILE, boot_number
 from plugd.service.config import parse
@@ -226,15 +228,6 @@ def test_the_esp_parse_reads_the_protocol_example_as_the_firmware_does():
 # --- daemons on loopback ---------------------------------------------------------
 
 
-async def eventually(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
-
-
 @asynccontextmanager
 async def node(tmp_path: Path, factory: Any, name: str, node_id: int, port: int,
                **overrides: Any) -> AsyncIterator[Daemon]:
@@ -274,28 +267,28 @@ async def test_signed_daemons_hear_each_other_and_refuse_spoofs_and_replays(tmp_
     async with node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall, \
             node(tmp_path, factory, "Kitchen", 502, port, **KEYED, **{"relay.pin": 18}) as kitchen:
         counters = hall.registry.counters
-        await eventually(lambda: hall.registry.is_online(502) and kitchen.registry.is_online(501),
+        await until(lambda: hall.registry.is_online(502) and kitchen.registry.is_online(501),
                          "the two signed nodes to hear each other")
         with listener(port) as sock:
             captured = await capture(sock, 502)
         assert b"&ctr:" in captured and b"&sig:" in captured
 
         broadcast(port, b"999:Spoof&5:1.00")
-        await eventually(lambda: counters.unsigned_refused >= 1, "the unsigned spoof to be refused")
+        await until(lambda: counters.unsigned_refused >= 1, "the unsigned spoof to be refused")
         assert 999 not in hall.registry.peers
 
         broadcast(port, b"777:Esp&5:21.50")  # unsigned, but a trusted ESP8266 node
-        await eventually(lambda: 777 in hall.registry.peers, "the trusted ESP node to be heard")
+        await until(lambda: 777 in hall.registry.peers, "the trusted ESP node to be heard")
         assert hall.registry.peers[777].things[5].value == 21.5
 
         replayed = counters.replayed
         broadcast(port, captured)
-        await eventually(lambda: counters.replayed > replayed, "the replay to be refused")
+        await until(lambda: counters.replayed > replayed, "the replay to be refused")
 
         tampered = captured.replace(b"Kitchen", b"Kitchem")
         bad = counters.bad_tag
         broadcast(port, tampered)
-        await eventually(lambda: counters.bad_tag > bad, "the tampered datagram to be refused")
+        await until(lambda: counters.bad_tag > bad, "the tampered datagram to be refused")
         assert hall.registry.peers[502].name == "Kitchen"
 
         status = hall.status()
@@ -311,7 +304,7 @@ async def test_a_node_that_moves_address_is_counted_and_recorded_once(tmp_path, 
         for source in ("127.0.0.1", "127.0.0.2", "127.0.0.1"):
             before = counters.accepted
             broadcast(port, b"777:Esp&5:20.00", source)
-            await eventually(lambda: counters.accepted > before, f"the datagram from {source}")
+            await until(lambda: counters.accepted > before, f"the datagram from {source}")
         assert counters.address_changes == 2
         moves = [e for e in hall.plug.events if "now speaks from" in e.message]
         assert len(moves) == 1 and "127.0.0.2 (was 127.0.0.1" in moves[0].message
@@ -331,7 +324,7 @@ async def test_without_a_key_datagrams_are_byte_identical_to_the_unsigned_format
                 return captured == expected  # differs only when the clock's second turned
             assert any([await same() for _ in range(3)])
         broadcast(port, b"999:Spoof&5:1.00")
-        await eventually(lambda: 999 in hall.registry.peers, "an unsigned node to be heard")
+        await until(lambda: 999 in hall.registry.peers, "an unsigned node to be heard")
         counters = hall.registry.counters
         assert (counters.unsigned_refused, counters.bad_tag, counters.replayed) == (0, 0, 0)
 
@@ -343,7 +336,7 @@ async def test_a_keyed_daemon_counts_refusals_in_request_status(tmp_path, factor
     port = free_port()
     async with node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall:
         send_udp(port, b"999:Spoof&5:1.00")
-        await eventually(lambda: hall.registry.counters.unsigned_refused, "the refusal")
+        await until(lambda: hall.registry.counters.unsigned_refused, "the refusal")
         async with connect(f"ws://127.0.0.1:{hall.web.port}/ws") as ws:
             await ws.send(json.dumps({"command": "request_status"}))
             while (answer := json.loads(await ws.recv()))["command"] != "response_status":

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from conftest import Client, until
+from conftest import Client
+
+from tests.support import until
 from plugd.service.daemon import Daemon
 from plugd.core.model import ThingId
 from plugd.core.wire import decode

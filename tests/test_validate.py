@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import free_port, until
+from tests.support import free_port, until
 
 from plugd.core import validate
 from plugd.core.model import ThingId, default_things

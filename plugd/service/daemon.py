@@ -85,6 +85,7 @@ class Daemon:
         self.node_id = self.config.node.id or netif.derive_node_id()
         self.node_name = self.config.node.name or sanitize_name(socket.gethostname())
         self._stop = asyncio.Event()
+        self._stopped = False
         self._history: deque[tuple[int, float | None]] = deque(maxlen=HISTORY_POINTS)
         self._tasks: list[asyncio.Task[Any]] = []
         self._broadcast_cache: tuple[float, list[str]] = (float("-inf"), [])
@@ -175,6 +176,10 @@ class Daemon:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        """Stop everything in the reverse order of start, saving all; once, however often asked."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.notifier.stopping()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

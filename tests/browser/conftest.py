@@ -8,26 +8,19 @@ both). Playwright's own browser download is never used: it launches /usr/bin/chr
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import free_port, wait_for  # tests/conftest.py, the suite's shared helpers
-from bench.harness import stop_process
+from tests.support import PlugdProcess
 
 CHROMIUM = os.environ.get("PLUGD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
 DOCS_SHOTS = HERE.parent.parent / "docs" / "screenshots"
 #: A short broadcast interval, so a silent node is offline after 1.5 s; the page on loopback only.
@@ -55,12 +48,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"browser tests skipped: {MISSING}"))
 
 
-def toml(tables: dict[str, dict[str, Any]]) -> str:
-    """Tables of strings, numbers and booleans as TOML (their JSON spelling is TOML's too)."""
-    return "".join(f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items())
-                   + "\n" for name, keys in tables.items())
-
-
 def expect(target: Any, *args: Any, **kwargs: Any) -> Any:
     """Playwright's `expect`, imported late: without playwright the tests are skipped, not broken."""
     from playwright.sync_api import expect as playwright_expect
@@ -68,72 +55,11 @@ def expect(target: Any, *args: Any, **kwargs: Any) -> Any:
     return playwright_expect(target, *args, **kwargs)
 
 
-class Plugd:
-    """A `plugd --simulate` process; `restart()` keeps its ports and state directory."""
-
-    def __init__(self, tmp: Path, node_id: int = 4242, name: str = "TestPlug",
-                 config: dict[str, dict[str, Any]] | None = None) -> None:
-        self.http = free_port(socket.SOCK_STREAM)
-        self.udp = free_port(socket.SOCK_DGRAM)
-        self.state = tmp / "state"
-        self.config = tmp / "plugd.toml"
-        tables = {name: {**CONFIG.get(name, {}), **(config or {}).get(name, {})}
-                  for name in {*CONFIG, *(config or {})}}
-        self.config.write_text(toml(tables))
-        self.log = tmp / "plugd.log"
-        self.args = [str(BIN / "plugd"), "--simulate", "--config", str(self.config),
-                     "--http-port", str(self.http), "--udp-port", str(self.udp),
-                     "--state-dir", str(self.state), "--broadcast", "127.255.255.255",
-                     "--node-id", str(node_id), "--node-name", name]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-        self.password = wait_for(self._initial_password, "the initial password file")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http}/"
-
-    def _initial_password(self) -> str | None:
-        try:
-            return (self.state / "initial-password").read_text().strip() or None
-        except OSError:
-            return None
-
-    def start(self) -> None:
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.http), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"plugd did not start:\n{self.log.read_text()}") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout=10)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "plugctl"), "--port", str(self.http), "--token-file",
-                               str(self.state / "cli-token"), *args],
-                              capture_output=True, text=True, timeout=30)
-
-    def ask(self, *args: str) -> dict[str, Any]:
-        done = self.ctl("--json", *args)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return json.loads(done.stdout)
-
-    def send_udp(self, payload: bytes) -> None:
-        """A datagram as an ESP node sends it, from an unbound socket, to loopback only."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.sendto(payload, ("127.0.0.1", self.udp))
+def start_plugd(tmp: Path, config: dict[str, dict[str, Any]] | None = None) -> PlugdProcess:
+    """`plugd --simulate` with CONFIG, and `config`'s tables laid over it."""
+    tables = {name: {**CONFIG.get(name, {}), **(config or {}).get(name, {})}
+              for name in {*CONFIG, *(config or {})}}
+    return PlugdProcess(tmp, config=tables)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,9 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def plug(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Plugd]:
+def plug(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PlugdProcess]:
     marker = request.node.get_closest_marker("plugd_config")
-    daemon = Plugd(tmp_path, config=marker.args[0] if marker else None)
+    daemon = start_plugd(tmp_path, marker.args[0] if marker else None)
     try:
         yield daemon
     finally:
@@ -166,7 +92,7 @@ def browser() -> Iterator[Any]:
 class Page:
     """A tab on the plug's page, with the few steps every test takes."""
 
-    def __init__(self, page: Any, plug: Plugd) -> None:
+    def __init__(self, page: Any, plug: PlugdProcess) -> None:
         self.page = page
         self.plug = plug
         self.errors: list[str] = []
@@ -207,7 +133,7 @@ class Page:
 
 
 @pytest.fixture
-def open_page(browser: Any, plug: Plugd) -> Iterator[Callable[..., Page]]:
+def open_page(browser: Any, plug: PlugdProcess) -> Iterator[Callable[..., Page]]:
     """open_page(width=1100, scheme="light") -> a fresh context's tab on the plug's page."""
     contexts = []
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import CHROMIUM, CHROMIUM_ARGS, MISSING, Plugd  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, MISSING, start_plugd  # noqa: E402
+from tests.support import PlugdProcess  # noqa: E402
 
 from plugd.ctl import ask  # noqa: E402
 
@@ -34,7 +35,7 @@ WATCH = """() => {
 }"""
 
 
-def page_weight(page, plug: Plugd) -> None:
+def page_weight(page, plug: PlugdProcess) -> None:
     responses = []
     page.on("response", lambda response: responses.append(response))
     page.goto(plug.url)
@@ -57,20 +58,19 @@ def page_weight(page, plug: Plugd) -> None:
     print(f"{'total (' + str(len(rows)) + ' requests)':42} {raw:8} {gz:8} {wire:8}")
 
 
-def relay_latency(page, plug: Plugd, rounds: int) -> None:
+def relay_latency(page, plug: PlugdProcess, rounds: int) -> None:
     page.evaluate(WATCH)
-    token = (plug.state / "cli-token").read_text().strip()
+    tokens = [(plug.state / "cli-token", (plug.state / "cli-token").read_text().strip(), "")]
     url = f"ws://127.0.0.1:{plug.http}/ws"
     delays = []
     for i in range(rounds):
         state = "on" if i % 2 == 0 else "off"
         started = time.time() * 1000
-        ask(url, {"command": "switch", "state": state}, 5.0, token)  # what plugctl does
+        ask(url, {"command": "switch", "state": state}, 5.0, tokens)  # what plugctl does
         page.wait_for_function(f"window.__shown.length > {i}")
         shown = page.evaluate(f"window.__shown[{i}]")
         assert shown["state"] == ("true" if state == "on" else "false")
         delays.append((shown["changed"] - started, shown["painted"] - started))
-        time.sleep(0.2)
     changed = [d[0] for d in delays]
     painted = [d[1] for d in delays]
     print(f"relay change via plugctl's request -> page ({rounds} rounds, ms; includes the "
@@ -89,7 +89,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        plug = Plugd(Path(tmp))
+        plug = start_plugd(Path(tmp))
         try:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()

@@ -7,7 +7,9 @@ import json
 import pytest
 from websockets.sync.client import connect
 
-from .conftest import expect, wait_for
+from tests.support import wait_for
+
+from .conftest import expect
 
 
 def relay_on(plug) -> bool:

@@ -4,7 +4,7 @@ import json
 
 from websockets.sync.client import connect
 
-from tests.browser.conftest import expect
+from .conftest import expect
 
 RECIPE = {"name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
           "targetValue": 19, "localThingId": 1, "localValue": 1}

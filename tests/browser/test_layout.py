@@ -16,7 +16,9 @@ from contextlib import contextmanager
 import pytest
 from websockets.sync.client import connect
 
-from .conftest import expect, wait_for
+from tests.support import wait_for
+
+from .conftest import expect
 
 VIEWS = ["dashboard", "nodes", "recipes", "events", "settings"]
 PEERS = [b"777:Kitchen&5:18.00&6:45.50",

@@ -3,7 +3,9 @@ bad input is explained next to its field and nothing is saved."""
 
 from __future__ import annotations
 
-from .conftest import expect, wait_for
+from tests.support import wait_for
+
+from .conftest import expect
 
 
 def fill_recipe(page, *, name: str, node: str, thing: str, relation: str, value: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from .conftest import expect, wait_for
+from tests.support import wait_for
+
+from .conftest import expect
 
 
 def test_settings_are_saved_and_a_bad_one_is_named(open_page, plug):

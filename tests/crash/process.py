@@ -13,15 +13,11 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.support import free_port
+
 #: What the daemon sends unasked; a request's answer is the first other message.
 PUSHES = ("thing_update", "node_update", "event")
 START_TIMEOUT = 30.0
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(path: Path, **meter: float) -> Path:

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from conftest import wait_for  # tests/conftest.py, the suite's shared helpers
-from bench.harness import stop_process
+from tests.support import wait_for
+from tests.support import stop_process
 from mesh import netns
 
 HERE = Path(__file__).parent

@@ -4,7 +4,7 @@ The namespace mesh drives this path from another node's value; here the source i
 sent on loopback, so it runs without root.
 """
 
-from conftest import send_udp
+from tests.support import send_udp
 from plugd.core.model import ThingId
 
 SOURCE = 777
