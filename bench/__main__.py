@@ -24,6 +24,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 
 def run_all() -> list[Row]:
+    """Run every benchmark in turn; one that fails becomes a row, the others still run."""
     rows: list[Row] = []
     for benchmark in BENCHMARKS:
         print(f"bench: {benchmark.NAME}...", file=sys.stderr, flush=True)
@@ -53,6 +54,7 @@ def cpu_busy(seconds: float = 1.0) -> float:
 
 
 def main() -> int:
+    """`make bench`: measure, print and keep the table; 1 when a target is missed."""
     began = time.monotonic()
     try:
         busy = cpu_busy()

@@ -54,15 +54,18 @@ SMALL_LOAD = 0.1
 
 @dataclass(frozen=True)
 class Cell:
+    """One ADC clock error and mains frequency: a cell of the accuracy grid."""
     oscillator_error: float
     frequency: float
 
     def label(self, rate: int) -> str:
+        """The cell as the table shows it."""
         return f"{rate * (1 + self.oscillator_error):.0f} SPS, {self.frequency:.0f} Hz"
 
 
 @dataclass(frozen=True)
 class Reading:
+    """One 1 s reading of a known load."""
     load: float
     amps: float
     clipped: bool
@@ -72,6 +75,7 @@ class Reading:
 
 @dataclass(frozen=True)
 class Trial:
+    """The readings of one trial in one cell."""
     cell: Cell
     readings: list[Reading]
     learned_noise_volts: float
@@ -79,6 +83,7 @@ class Trial:
 
 
 def target_for(load: float) -> float | None:
+    """The error target for a load, or None where none is set."""
     return TARGET_FROM_1A if load >= 1.0 else TARGETS.get(load)
 
 
@@ -90,6 +95,7 @@ def esp8266_amps(volts: Sequence[float], zero: float, volts_per_amp: float,
 
 
 def config_for(cell: Cell, seed: int) -> Config:
+    """The simulated plug for a cell: its mains frequency, clock error and noise seed."""
     return daemon_config({"meter.frequency": cell.frequency,
                           "simulate.oscillator_error": cell.oscillator_error,
                           "simulate.seed": seed})
@@ -151,6 +157,7 @@ def load_row(load: float, by_cell: dict[Cell, list[Reading]], rate: int) -> Row:
 
 
 def run(trials: int = TRIALS) -> list[Row]:
+    """Measure every load in every cell; rows of p95 errors against their targets."""
     began = time.monotonic()
     cells = [Cell(e, f) for e in OSCILLATOR_ERRORS for f in FREQUENCIES]
     jobs = [(cell, 1 + i * trials + k) for i, cell in enumerate(cells) for k in range(trials)]
@@ -191,10 +198,12 @@ def run(trials: int = TRIALS) -> list[Row]:
 
 
 def config_noise_mv(config: Config) -> float:
+    """The configured sensor noise at the ADC input, in mV."""
     return sensor_noise(config) * 1000
 
 
 def zero_row(by_cell: dict[Cell, list[Reading]]) -> Row:
+    """How many readings at 0 A were not exactly 0."""
     readings = [r for rs in by_cell.values() for r in rs]
     nonzero = [r.amps for r in readings if r.amps != 0.0]
     text = f"{len(nonzero)} of {len(readings)}"

@@ -36,12 +36,12 @@ from gpiozero.pins.mock import MockFactory
 
 from bench.metering_rig import daemon_config
 from bench.report import Row, run_alone
-from plugd.service.config import Config
+from plugd.core.metering import CurrentMeter
 from plugd.hardware.adc import BLOCK_SECONDS, Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.rig import ALERT_HISTORY, mains_for
+from plugd.service.config import Config
 from plugd.service.meter import current_meter
-from plugd.core.metering import CurrentMeter
 
 NAME = "Acquisition"
 SECONDS = 60.0  # run(): the Sampler on ALERT/RDY, and the emulator alone for as long
@@ -65,6 +65,7 @@ class Snapshot:
 
     @classmethod
     def take(cls, emulator: ADS1115Emulator) -> Snapshot:
+        """The emulator's and the process's counters now."""
         return cls(time.monotonic(), emulator.conversions_completed(), emulator.conversions_read,
                    emulator.stale_reads, time.process_time(), machine_ticks())
 
@@ -82,6 +83,7 @@ class Span:
 
     @classmethod
     def between(cls, a: Snapshot, b: Snapshot) -> Span:
+        """What happened between two snapshots."""
         seconds = b.at - a.at
         cpu = b.cpu - a.cpu
         busy, total = b.machine[0] - a.machine[0], b.machine[1] - a.machine[1]
@@ -92,6 +94,7 @@ class Span:
 
     @property
     def missed(self) -> int:
+        """Conversions made but never read."""
         return self.made - self.distinct
 
 
@@ -132,6 +135,7 @@ class Consumer:
         return sum(gap > longer_than for gap in gaps), max(gaps, default=0.0)
 
     def __call__(self, times: list[float], volts: list[float]) -> None:
+        """Take a block from the sampler, timing the meter's maths."""
         started = time.perf_counter()
         self.windows += len(self.meter.add_many(times, volts))
         self.maths_seconds += time.perf_counter() - started
@@ -144,6 +148,7 @@ class Consumer:
 
 
 def sleep_until(moment: float) -> None:
+    """Sleep until monotonic `moment` (at once if it passed)."""
     time.sleep(max(0.0, moment - time.monotonic()))
 
 
@@ -181,6 +186,7 @@ def sampler_for(config: Config, emulator: ADS1115Emulator, factory: MockFactory 
 
 @dataclass(frozen=True)
 class SamplerRun:
+    """What one sampler run delivered."""
     span: Span
     delivered: int
     busy: float  # of one core
@@ -294,10 +300,12 @@ def run_naive(config: Config, seconds: float) -> tuple[Span, int]:
 
 
 def share(fraction: float) -> str:
+    """A fraction as a percentage."""
     return f"{fraction * 100:.2f} %"
 
 
 def run(seconds: float = SECONDS, fallback_seconds: float = FALLBACK_SECONDS) -> list[Row]:
+    """Sample for `seconds` on ALERT/RDY (and the polling fallback); rows against the targets."""
     config = daemon_config()
     rate = emulator_rate(config)
     main = run_sampler(config, seconds)
@@ -349,6 +357,7 @@ def run(seconds: float = SECONDS, fallback_seconds: float = FALLBACK_SECONDS) ->
 
 
 def main() -> None:
+    """`python -m bench.acquisition`: the long acquisition run."""
     parser = argparse.ArgumentParser(prog="python -m bench.acquisition", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=SECONDS / 60,

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 from bench.metering_rig import Chain, daemon_config
 from bench.report import Row, run_alone
+from plugd.core.metering import Calibration, EnergyCounter
 from plugd.service.config import Config
 from plugd.service.meter import current_meter
-from plugd.core.metering import Calibration, EnergyCounter
 
 NAME = "Energy"
 START = datetime.datetime(2026, 11, 26, 18, 0)  # local time: no DST change either side
@@ -51,6 +51,7 @@ MINUTE = 60
 
 @dataclass(frozen=True)
 class Appliance:
+    """A household load: its power and when it runs."""
     name: str
     watts: float
     spans: tuple[tuple[int, int], ...]  # on, off: seconds from START
@@ -78,6 +79,7 @@ def cycling(first: str, until: str, on_minutes: float, period_minutes: float,
 
 
 def once(at: str, minutes: float) -> tuple[int, int]:
+    """An appliance's one run: from `at` (HH:MM) for `minutes`."""
     return clock(at), clock(at) + round(minutes * MINUTE)
 
 
@@ -106,6 +108,7 @@ class Profile:
             self.watts.append(round(level, 6))  # the sums of ons and offs: no float residue
 
     def levels(self) -> list[float]:
+        """The distinct power levels of the day."""
         return sorted(set(self.watts[:-1]))
 
     def parts(self, a: float, b: float) -> Iterator[tuple[float, float]]:
@@ -168,6 +171,7 @@ def integrate(profile: Profile, amps_of: Callable[[list[tuple[float, float]]], f
 
 
 def run() -> list[Row]:
+    """A simulated day through the real meter; rows against the exact energy."""
     began = time.perf_counter()
     config = daemon_config()
     profile = Profile(PROFILE)

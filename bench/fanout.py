@@ -23,8 +23,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -151,6 +151,7 @@ def _delays(sends: list[tuple[float, float]], logs: list[list[tuple[float, float
 
 
 def run(processes: int = PROCESSES) -> list[Row]:
+    """Reach 200 pages with a relay change, against a bare broadcast; rows of delays."""
     mp = multiprocessing.get_context("fork")  # before any event loop exists in this process
     with tempfile.TemporaryDirectory(prefix="plugd-fanout-") as tmp, \
             socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:

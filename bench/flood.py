@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -99,7 +100,7 @@ def blast(port: int, rate: float, seconds: float, results: SimpleQueue[load.Sent
             if ahead > 0:
                 time.sleep(ahead)
             for _ in range(batch):
-                try:
+                try:  # noqa: SIM105 (a with-statement costs more in this 20,000/s loop)
                     sendto(packets[sent % PREBUILT], address)
                 except OSError:  # the empty datagram is fine; a full buffer is not fatal
                     pass
@@ -116,6 +117,7 @@ class Pushes:
 
 
 async def read_pushes(ws: ClientConnection, pushes: Pushes) -> None:
+    """Count the thing_update pushes a page gets."""
     async for raw in ws:
         if '"command": "thing_update"' in raw:
             pushes.times.append(time.monotonic())
@@ -132,6 +134,7 @@ async def answer(ws: ClientConnection, command: str) -> dict[str, Any]:
 
 
 def summary(seconds: list[float]) -> str:
+    """p50, p99 and max of delays given in seconds."""
     ms = [s * 1000 for s in seconds]
     return (f"p50 {percentile(ms, 0.5):.2f} ms, p99 {percentile(ms, 0.99):.2f} ms, "
             f"max {max(ms):.2f} ms")
@@ -147,12 +150,15 @@ class Switching:
     missed: int = 0
 
     def p99_ms(self) -> float:
+        """The 99th percentile of switch-to-answer, in ms."""
         return percentile(self.answered, 0.99) * 1000.0
 
     def push_p99_ms(self) -> float:
+        """The 99th percentile of switch-to-push, in ms."""
         return percentile(self.pushed, 0.99) * 1000.0
 
     def summary(self) -> str:
+        """The figures as the table shows them."""
         return (f"answer {summary(self.answered)}; push {summary(self.pushed)} "
                 f"({len(self.answered)} switches"
                 + (f", {self.missed} unanswered)" if self.missed else ")"))
@@ -203,6 +209,7 @@ async def switch(ws: ClientConnection, until: float | None, count: int | None) -
 
 @dataclass
 class Outcome:
+    """What one flood run measured: idle and flooded switching, pushes, RSS, counters."""
     idle: Switching
     flood: Switching
     rate: float  # asked of the sender
@@ -217,27 +224,32 @@ class Outcome:
     exit_code: int | None = None
 
     def pushes_in(self, start: float, end: float) -> int:
+        """How many pushes arrived between `start` and `end`."""
         return sum(start <= t < end for t in self.pushes.times)
 
     def longest_push_gap(self) -> float:
+        """The longest time without a push during the flood, in seconds."""
         start, end = self.window
         times = [start] + [t for t in self.pushes.times if start <= t < end] + [end]
-        return max(b - a for a, b in zip(times, times[1:]))
+        return max(b - a for a, b in itertools.pairwise(times))
 
 
 async def sample_rss(pid: int, into: list[int]) -> None:
+    """Sample the daemon's RSS every second."""
     while True:
         into.append(rss_kib(pid))
         await asyncio.sleep(RSS_EVERY)
 
 
 async def status(ws: ClientConnection) -> dict[str, Any]:
+    """The daemon's `request_status` answer."""
     await ws.send(json.dumps({"command": "request_status"}))
     return await answer(ws, "response_status")
 
 
 async def measure(uri: str, token: str, pid: int, port: int, seconds: float, rate: float,
                   idle_switches: int) -> Outcome:
+    """Switch idle, then under a flood of `rate` datagrams/s for `seconds`; the outcome."""
     context = multiprocessing.get_context("spawn")
     results = context.SimpleQueue()
     sender = context.Process(target=blast, args=(port, rate, seconds, results),
@@ -294,6 +306,7 @@ def flood(seconds: float = 60.0, rate: float = RATE, idle_switches: int = IDLE_S
 
 
 def rows(outcome: Outcome) -> list[Row]:
+    """The outcome as table rows against the targets."""
     idle, flooded = outcome.idle, outcome.flood
     ratio = flooded.p99_ms() / idle.p99_ms()
     push_ratio = flooded.push_p99_ms() / idle.push_p99_ms()
@@ -338,14 +351,16 @@ def rows(outcome: Outcome) -> list[Row]:
 
 
 def run(seconds: float = 60.0, rate: float = RATE) -> list[Row]:
+    """`make flood`'s run: rows, with the machine's load before and after."""
     load_before = os.getloadavg()[0]
     measured = rows(flood(seconds, rate))
-    return measured + [Row(NAME, "machine load average (1 min) before / after the run",
+    return [*measured, Row(NAME, "machine load average (1 min) before / after the run",
                            f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
                            f"(other work on the machine raises every latency)")]
 
 
 def main() -> None:
+    """`python -m bench.flood`: the flood alone."""
     parser = argparse.ArgumentParser(prog="python -m bench.flood", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=RATE, help="datagrams a second")

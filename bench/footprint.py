@@ -27,8 +27,8 @@ from typing import Any
 
 from bench import harness, load
 from bench.report import Row, run_alone
-from plugd.service.config import MeshConfig
 from plugd.ctl import ask
+from plugd.service.config import MeshConfig
 from tests.support import free_port, stop_process
 
 NAME = "Footprint"
@@ -119,6 +119,7 @@ def plugd_process(tmp: Path, udp_port: int, http_port: int) -> Iterator[subproce
 
 
 def measure() -> list[Row]:
+    """RSS of a `plugd --simulate` process under a flood of node ids."""
     udp_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory(prefix="plugd-bench-") as tmp:
         with plugd_process(Path(tmp), udp_port, http_port) as process:
@@ -154,6 +155,7 @@ def measure() -> list[Row]:
 
 
 def run() -> list[Row]:
+    """The footprint rows."""
     return measure()
 
 

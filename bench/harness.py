@@ -83,6 +83,7 @@ class ErrorCount(logging.StreamHandler):
         self.count = 0
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Show the record, and count it if it is an error."""
         if record.levelno >= logging.ERROR:
             self.count += 1
         super().emit(record)
@@ -90,6 +91,7 @@ class ErrorCount(logging.StreamHandler):
 
 @dataclass(frozen=True)
 class Running:
+    """A daemon started for a benchmark, its pins and its error count."""
     daemon: Daemon
     pins: MockFactory
     errors: ErrorCount

@@ -27,9 +27,9 @@ from typing import Any
 
 from bench import harness, load
 from bench.report import Row, run_alone
-from plugd.service.daemon import Daemon
-from plugd.doors.udp import open_socket
 from plugd.core.model import Relation, ThingId
+from plugd.doors.udp import open_socket
+from plugd.service.daemon import Daemon
 from tests.support import free_port
 
 NAME = "Ingest"
@@ -45,6 +45,7 @@ TARGET_RATIO = 0.5
 
 @dataclass(frozen=True)
 class Trial:
+    """One ingest trial: datagrams processed, the time and CPU it took."""
     processed: int  # between the first and the last sample that saw new datagrams
     seconds: float
     cpu_seconds: float  # of the event loop's thread over the same span
@@ -53,6 +54,7 @@ class Trial:
 
     @property
     def rate(self) -> float:
+        """Datagrams processed per second."""
         return self.processed / self.seconds
 
     @property
@@ -73,6 +75,7 @@ class Counting(asyncio.DatagramProtocol):
         self.count = 0
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        """Count a datagram, and nothing else: the bare baseline's work."""
         self.count += 1
 
 
@@ -112,6 +115,7 @@ async def install_recipes(daemon: Daemon) -> None:
 
 
 async def measure(trials: int = TRIALS) -> list[Row]:
+    """The daemon's and a bare receiver's rate at saturation, in alternating trials."""
     loop = asyncio.get_running_loop()
     bare_port, daemon_port = free_port(), free_port()
     bare_socket = open_socket("127.0.0.1", bare_port)  # the daemon's own socket set-up
@@ -159,6 +163,7 @@ async def measure(trials: int = TRIALS) -> list[Row]:
 
 
 def run() -> list[Row]:
+    """The ingest rows."""
     return asyncio.run(measure())
 
 

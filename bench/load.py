@@ -42,11 +42,13 @@ def datagrams(node_ids: range) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Sent:
+    """How many datagrams a sender sent, and in how long."""
     count: int
     seconds: float  # from the first send to the end of the last
 
     @property
     def rate(self) -> float:
+        """Datagrams per second."""
         return self.count / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -120,6 +122,7 @@ class Sender:
 
     @property
     def running(self) -> bool:
+        """Whether the sending process still runs."""
         return self._process.is_alive()
 
     def wait(self, timeout: float | None = None) -> Sent:

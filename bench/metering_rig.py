@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from plugd.service.config import Config, parse
+from plugd.core.metering import CurrentMeter, Window
 from plugd.hardware.adc import Sampler
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.rig import mains_for
-from plugd.core.metering import CurrentMeter, Window
+from plugd.service.config import Config, parse
 
 #: Seconds from a conversion's end to its read: the RDY callback's delay. The Sampler stamps a
 #: sample when its callback runs, and a read right on the edge would be at the mercy of rounding.
@@ -39,6 +39,7 @@ class FakeClock:
         self.step = step
 
     def __call__(self) -> float:
+        """The next time: each call advances the fake clock by its step."""
         now = self.t
         self.t += self.step
         return now

@@ -19,6 +19,7 @@ class Row:
 
 
 def verdict(met: bool | None) -> str:
+    """A row's verdict as the table writes it."""
     return {True: "yes", False: "**NO**", None: ""}[met]
 
 

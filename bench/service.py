@@ -78,6 +78,7 @@ def idle_cpu(seconds: float) -> float:
 
 
 def run(seconds: float = IDLE_SECONDS) -> list[Row]:
+    """Start-to-READY and idle CPU of the service; rows."""
     starts = time_to_ready()
     share = idle_cpu(seconds)
     return [

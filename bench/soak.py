@@ -65,8 +65,8 @@ def start_plugd(folder: Path, http_port: int, udp_port: int,
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(notify))
         sock.settimeout(30)
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                   stderr=open(folder / "stderr", "wb"), env=env)
+        with open(folder / "stderr", "wb") as stderr:  # the child keeps its own copy
+            process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
         try:
             while b"READY=1" not in sock.recv(4096):
                 pass
@@ -85,10 +85,12 @@ def rss_kib(pid: int) -> int:
 
 
 def open_fds(pid: int) -> int:
+    """Open file descriptors of a process."""
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def logged_errors(folder: Path) -> int:
+    """Error lines in a run's captured stderr."""
     lines = (folder / "stderr").read_text(errors="replace").splitlines()
     return sum(line.startswith(("ERROR", "CRITICAL")) for line in lines)
 
@@ -139,6 +141,7 @@ async def page(uri: str, until: float, traffic: Traffic, rng: random.Random) -> 
 
 @dataclass(frozen=True)
 class Sample:
+    """One soak measurement: RSS, descriptors and tasks at a time."""
     at: float  # seconds since the start
     rss_kib: int
     fds: int
@@ -146,11 +149,13 @@ class Sample:
 
 
 async def status(uri: str) -> dict[str, Any]:
+    """The daemon's `request_status` answer, over a connection of its own."""
     async with connect(uri, open_timeout=30) as ws:
         return await ask(ws, "request_status", Traffic())
 
 
 async def soak(uri: str, pid: int, seconds: float) -> tuple[list[Sample], Traffic, dict[str, Any]]:
+    """Nodes, pages and connections for `seconds`, sampling the daemon every minute."""
     traffic = Traffic()
     began = time.monotonic()
     until = began + seconds
@@ -186,6 +191,7 @@ def growth(points: list[tuple[float, float]]) -> float:
 
 
 def verdicts(samples: list[Sample]) -> list[Row]:
+    """Whether RSS, descriptors and tasks stayed flat after the warm-up."""
     late = [s for s in samples if s.at >= WARMUP]
     rows = []
     for label, values, allowance, unit in (
@@ -207,6 +213,7 @@ def verdicts(samples: list[Sample]) -> list[Row]:
 
 
 def run(minutes: float = 30.0) -> list[Row]:
+    """`make soak`: the soak's rows."""
     seconds = minutes * 60.0
     if seconds < WARMUP + 5 * SAMPLE_EVERY:
         raise ValueError(f"a soak needs more than {(WARMUP + 5 * SAMPLE_EVERY) / 60:g} minutes: "
@@ -248,6 +255,7 @@ def run(minutes: float = 30.0) -> list[Row]:
 
 
 def main() -> None:
+    """`python -m bench.soak`: the soak alone."""
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     args = parser.parse_args()

@@ -28,6 +28,7 @@ INPUT_TIMEOUT = 30
 
 @dataclasses.dataclass
 class Outcome:
+    """A fuzzing run's result for one door."""
     door: str
     seconds: float = 0.0
     executions: int = 0
@@ -40,9 +41,9 @@ def _tokens(door: str) -> list[str]:
         return ["&", ":", "\0", "nan", "inf", "-inf", "1e999", ".", "-", " - ", "2147483647",
                 "2147483648", "777:Kitchen", "&5:", "13:05:09 - 24.11.2026"]
     if door == "api":
+        from plugd.core.model import Recipe, Relation, Thing, ThingType
         from plugd.doors.api import COMMANDS
         from plugd.doors.api.simulation import COMMANDS as SIMULATION
-        from plugd.core.model import Recipe, Relation, Thing, ThingType
         from plugd.service.settings import KEYS
 
         recipe = Recipe(1, "r", 1, 1, 0.0, Relation.EQUALS, 1, 0.0, 0.0).to_json()
@@ -61,7 +62,7 @@ def _tokens(door: str) -> list[str]:
             continue
         words.append(f"[{section.name}]")
         words += [f"{key} = " for key in vars(section.default_factory())]  # type: ignore[misc]
-    return words + ["nan", "inf", "true", "[", "]", "{", "}", "'''", '"""', "0x", "1979-05-27"]
+    return [*words, "nan", "inf", "true", "[", "]", "{", "}", "'''", '"""', "0x", "1979-05-27"]
 
 
 def _dictionary(door: str, path: Path) -> Path:
@@ -92,6 +93,7 @@ def _crash(output: str) -> str | None:
 
 
 def run(door: str, seconds: float) -> Outcome:
+    """Fuzz one door for `seconds` in a process of its own, from its seeds and corpus."""
     corpus, seeds = HERE / "corpus" / door, HERE / "seeds" / door
     crashes, logs = HERE / "crashes" / door, HERE / "logs"
     for directory in (corpus, seeds, crashes, logs):
@@ -120,6 +122,7 @@ def run(door: str, seconds: float) -> Outcome:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m fuzz`: every door in turn; 1 when one crashed."""
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300, help="time per door (default 300)")
     parser.add_argument("doors", nargs="*", metavar="door",

@@ -21,12 +21,12 @@ import atheris
 with atheris.instrument_imports(include=["plugd"]):
     from gpiozero.pins.mock import MockFactory
 
-    from plugd.service import settings
+    from plugd.core.registry import Registry
     from plugd.doors.api import COMMANDS, Api
     from plugd.doors.auth import Auth
-    from plugd.service.config import Config, parse
     from plugd.hardware.relay import Relay
-    from plugd.core.registry import Registry
+    from plugd.service import settings
+    from plugd.service.config import Config, parse
     from plugd.service.meter import Meter
     from plugd.service.plug import Plug
     from plugd.service.store import StateDir, dump
@@ -58,12 +58,15 @@ class Host:
         self.settings: dict[str, Any] = {}
 
     def status(self) -> dict[str, Any]:
+        """A status answer with what the checks compare."""
         return {"relay": self.plug.things[1].value == 1.0, "recipes": len(self.plug.recipes)}
 
     def history(self) -> list[list[float | None]]:
+        """No power history here."""
         return []
 
     async def save_settings(self, changes: dict[str, Any]) -> None:
+        """Settings kept as the daemon keeps them."""
         merged = {**self.settings, **changes}
         new = settings.apply(self.config, changes)
         await self.plug.writer.save(settings.SETTINGS_FILE, dump(merged))
@@ -93,6 +96,7 @@ async def check_handle(api: Api, host: Host, data: bytes) -> dict[str, Any]:
 
 
 def is_slow(data: bytes) -> bool:
+    """Whether the input asks for a command that is slow on purpose."""
     try:
         msg = json.loads(data)
     except (ValueError, RecursionError):
@@ -101,6 +105,7 @@ def is_slow(data: bytes) -> bool:
 
 
 def main() -> None:
+    """Fuzz the WebSocket commands."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory(prefix="plugd-fuzz-api-") as tmp:

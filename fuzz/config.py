@@ -15,8 +15,8 @@ import atheris
 # tomllib too: the fuzzer learns TOML's shapes from its branches.
 with atheris.instrument_imports(include=["plugd", "tomllib"]):
     import plugd.core.metering  # noqa: F401  (imported lazily by the front-end check)
-    from plugd.service.config import Config, parse
     from plugd.errors import ConfigError
+    from plugd.service.config import Config, parse
 
 
 def check_parse(text: str, simulate: bool) -> None:
@@ -34,6 +34,7 @@ def check_parse(text: str, simulate: bool) -> None:
 
 
 def one_input(data: bytes) -> None:
+    """One configuration text: a Config or a ConfigError naming the key."""
     provider = atheris.FuzzedDataProvider(data)
     simulate = provider.ConsumeBool()
     raw = provider.ConsumeBytes(provider.remaining_bytes())
@@ -41,6 +42,7 @@ def one_input(data: bytes) -> None:
 
 
 def main() -> None:
+    """Fuzz the configuration loader."""
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

@@ -17,13 +17,13 @@ import atheris
 with atheris.instrument_imports(include=["plugd"]):
     from gpiozero.pins.mock import MockFactory
 
+    from plugd.core.model import ON, Recipe, Relation, ThingId
+    from plugd.core.registry import Registry
+    from plugd.core.wire import decode
     from plugd.errors import WireError
     from plugd.hardware.relay import Relay
-    from plugd.core.registry import Registry
-    from plugd.core.model import ON, Recipe, Relation, ThingId
     from plugd.service.plug import Plug
     from plugd.service.store import StateDir
-    from plugd.core.wire import decode
 
 NODE_ID = 4242
 RELAY_PIN = 17
@@ -66,6 +66,7 @@ def check_receive(plug: Plug, factory: MockFactory, data: bytes) -> None:
 
 
 def main() -> None:
+    """Fuzz the datagram decoder and the plug's receive path."""
     factory = MockFactory()
     with tempfile.TemporaryDirectory(prefix="plugd-fuzz-wire-") as tmp:
         plug = build_plug(Path(tmp), factory)

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from plugd import __version__
-from plugd.service.config import DEFAULT_PATH, Config, load
 from plugd.errors import ConfigError, PlugdError
+from plugd.service.config import DEFAULT_PATH, Config, load
 from plugd.service.systemd import RepeatFilter, journal_handler, listen_socket
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `plugd` command line: every option overrides a key of the configuration file."""
     p = argparse.ArgumentParser(
         prog="plugd", description="Smart-plug daemon: relay, mesh of ESP8266-compatible nodes, "
                                   "recipes, and a page over WebSockets.")
@@ -43,6 +44,7 @@ OPTION_KEYS = {"http_port": "http.port", "udp_port": "mesh.udp_port", "state_dir
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration keys the command line sets, as `parse` takes them."""
     return {key: getattr(args, option) for option, key in OPTION_KEYS.items()
             if getattr(args, option) is not None}
 
@@ -58,6 +60,7 @@ def setup_logging(level: str) -> RepeatFilter:
 
 
 async def serve(config: Config, reload_config: Any, repeats: RepeatFilter) -> int:
+    """Run the daemon until SIGTERM or SIGINT; the exit code (0 after a clean stop)."""
     from plugd.service.daemon import Daemon
 
     daemon = Daemon(config, reload_config=reload_config, repeats=repeats)
@@ -74,6 +77,7 @@ async def serve(config: Config, reload_config: Any, repeats: RepeatFilter) -> in
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`plugd`: read the configuration, set up logging, serve; errors become one line, not a traceback."""
     args = parser().parse_args(argv)
 
     def read() -> Config:

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from plugd.core.model import Relation
 from plugd.doors.auth import CLI_TOKEN_FILE
+from plugd.errors import ConfigError
 from plugd.service import rundir
 from plugd.service.config import StateConfig, load, simulate_defaults
-from plugd.errors import ConfigError
-from plugd.core.model import Relation
 
 RELATION_WORDS = {Relation.EQUALS: "is", Relation.NOT_EQUALS: "is not",
                   Relation.BIGGER_THAN: "is above", Relation.SMALLER_THAN: "is below",
@@ -38,6 +38,7 @@ REQUESTS: dict[str, tuple[dict[str, Any], str]] = {
 
 
 def default_url() -> str:
+    """The daemon's WebSocket: $PLUGD_URL, else this machine's plugd at its configured port."""
     if os.environ.get("PLUGD_URL"):
         return os.environ["PLUGD_URL"]
     try:
@@ -48,6 +49,7 @@ def default_url() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The `plugctl` command line."""
     p = argparse.ArgumentParser(prog="plugctl", description="Talk to a running plugd.")
     p.add_argument("--url", help="the daemon's WebSocket (default $PLUGD_URL, else "
                                  "ws://localhost:<http.port of /etc/plugd/plugd.toml>/ws)")
@@ -78,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def request_for(args: argparse.Namespace) -> dict[str, Any]:
+    """The WebSocket request a subcommand sends."""
     if args.action == "calibrate":
         request: dict[str, Any] = {"command": "calibrate", "what": args.what}
         if args.value is not None:
@@ -156,6 +159,7 @@ def ask(url: str, request: dict[str, Any], timeout: float,
 
 
 def show(action: str, answer: dict[str, Any]) -> str:
+    """A person's reading of the daemon's answer to `action`."""
     if action == "status":
         counters = answer["counters"]
         return "\n".join([
@@ -226,11 +230,13 @@ def _meter(meter: dict[str, Any] | None) -> str:
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
+    """Rows as aligned columns."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`plugctl`: 0 when done, 1 when plugd refused, 3 when it could not be reached."""
     args = parser().parse_args(argv)
     url = args.url or (f"ws://localhost:{args.port}/ws" if args.port else default_url())
     request = request_for(args)

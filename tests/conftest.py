@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from gpiozero.pins.mock import MockFactory
+from hypothesis import HealthCheck, settings
 from websockets.asyncio.client import ClientConnection, connect
 
+from plugd.hardware.sim.gpio import StandInGPIO, install
 from plugd.service.config import Config, parse
 from plugd.service.daemon import Daemon
-from plugd.hardware.sim.gpio import StandInGPIO, install
 from tests.support import free_port
 
 # Tests check behaviour, never timings: no deadline, and no health check that a busy machine fails.
@@ -71,7 +71,8 @@ def factory() -> Iterator[MockFactory]:
 
 
 @pytest.fixture
-async def make_daemon(tmp_path: Path, factory: MockFactory) -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
+async def make_daemon(tmp_path: Path,
+                      factory: MockFactory) -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
     """Start daemons on simulated chips with configuration overrides; each is stopped at the
     end (a test may stop one itself, to restart on the same state)."""
     started: list[Daemon] = []

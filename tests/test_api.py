@@ -3,14 +3,13 @@
 import json
 
 import pytest
+from conftest import NODE_ID
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
-from conftest import NODE_ID
-
-from tests.support import send_udp, until
-from plugd.errors import StoreError
 from plugd.core.model import ThingId
+from plugd.errors import StoreError
+from tests.support import send_udp, until
 
 RECIPE = {"name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
           "targetValue": 19, "localThingId": 1, "localValue": 1}
@@ -42,7 +41,8 @@ async def test_nodes_carry_both_key_pairs_for_both_kinds_of_page(client, daemon)
     assert message["node"]["id"] == 777
     nodes = (await client.ask({"command": "request_nodes"}))["nodes"]
     own, peer = nodes
-    assert (own["id"], own["nodeId"], own["name"], own["nodeName"]) == (NODE_ID, NODE_ID, "TestPlug", "TestPlug")
+    assert (own["id"], own["nodeId"], own["name"], own["nodeName"]) == (NODE_ID, NODE_ID, "TestPlug",
+                                                                      "TestPlug")
     assert (peer["id"], peer["nodeId"], peer["name"], peer["nodeName"]) == (777, 777, "Kitchen", "Kitchen")
     assert peer["online"] and peer["things"][0]["value"] == 18.5
 
@@ -96,14 +96,18 @@ async def test_a_change_is_pushed_to_every_client(client, daemon):
     ('{"command": "save_thing", "thing": {"id": 1, "value": "on"}}', "thing.value: expected a number"),
     ('{"command": "save_thing", "thing": {"id": 1, "value": 2}}', "thing.value: thing 1 (Plug) is a switch"),
     ('{"command": "save_thing", "thing": {"id": 1, "type": 6}}', "thing.type: thing 1 (Plug) is a SWITCH"),
-    ('{"command": "save_thing", "thing": {"id": 2, "value": 100}}', "thing.value: thing 2 (Wats) is measured"),
-    ('{"command": "save_thing", "thing": {"id": 1, "override": "yes"}}', "thing.override: expected true or false"),
+    ('{"command": "save_thing", "thing": {"id": 2, "value": 100}}',
+     "thing.value: thing 2 (Wats) is measured"),
+    ('{"command": "save_thing", "thing": {"id": 1, "override": "yes"}}',
+     "thing.override: expected true or false"),
     ('{"command": "switch", "state": "up"}', 'state: expected "on", "off" or "toggle"'),
     ('{"command": "delete_recipe", "id": 5}', "id: there is no recipe 5"),
     ('{"command": "move_recipe", "id": 5, "index": 0}', "id: there is no recipe 5"),
 ])
-async def test_bad_requests_get_an_error_naming_the_field_and_change_nothing(client, daemon, request_text, error):
-    things_before = await stored(daemon, "things.json") if (daemon.plug.state.path / "things.json").exists() else None
+async def test_bad_requests_get_an_error_naming_the_field_and_change_nothing(client, daemon, request_text,
+                                                                           error):
+    exists = (daemon.plug.state.path / "things.json").exists()
+    things_before = await stored(daemon, "things.json") if exists else None
     answer = await client.ask(request_text)
     assert answer["command"] == "error" and error in answer["error"], answer
     assert (answer["nodeId"], answer["nodeName"]) == (NODE_ID, "TestPlug")
@@ -133,9 +137,8 @@ async def test_a_refused_recipe_leaves_the_stored_ones_unchanged(client, daemon,
 
 async def test_recipes_are_created_replaced_moved_and_deleted(client, daemon):
     first = await client.ask({"command": "save_recipe", "recipe": RECIPE})
-    second = await client.ask({"command": "save_recipe", "recipe": json.dumps({**RECIPE, "name": "cool",
-                                                                               "relation": 2, "targetValue": 21,
-                                                                               "localValue": 0})})
+    cool = {**RECIPE, "name": "cool", "relation": 2, "targetValue": 21, "localValue": 0}
+    second = await client.ask({"command": "save_recipe", "recipe": json.dumps(cool)})
     assert (first["recipe"]["id"], second["recipe"]["id"]) == (1, 2)
     await client.ask({"command": "save_recipe", "recipe": {**RECIPE, "id": 1, "name": "heat more"}})
     moved = await client.ask({"command": "move_recipe", "id": 2, "index": 0})

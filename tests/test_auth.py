@@ -10,12 +10,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import Client
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from conftest import Client
-from plugd.service.daemon import Daemon
 from plugd.errors import StoreError
+from plugd.service.daemon import Daemon
 
 
 def url(d: Daemon, path: str = "/ws") -> str:

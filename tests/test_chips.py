@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from plugd.chips import (ACS712_MODELS, ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_RANGES)
+from plugd.chips import ACS712_MODELS, ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_RANGES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,18 +14,17 @@ import socket
 import threading
 import time
 
+from conftest import Client, sim_config
 from websockets.asyncio.client import connect
 
-from conftest import Client, sim_config
-
-from tests.support import Heard, until
-from plugd.doors.auth import FREE_FAILURES, Auth
-from plugd.service.daemon import Daemon
-from plugd.core.registry import Registry
 from plugd.core.metering import EnergyCounter
 from plugd.core.model import ThingId
+from plugd.core.registry import Registry
+from plugd.doors.auth import FREE_FAILURES, Auth
+from plugd.service.daemon import Daemon
 from plugd.service.plug import Plug
 from plugd.service.store import StateDir
+from tests.support import Heard, until
 
 HOUR = 3600.0
 OWN, PEER = 4242, 777

@@ -137,7 +137,7 @@ def test_measured_things_take_only_measurements():
     import pytest
 
     from plugd.errors import ValidationError
-    with pytest.raises(ValidationError, match="thing 2 .* is measured"):
+    with pytest.raises(ValidationError, match=r"thing 2 .* is measured"):
         core.set_thing(ThingId.POWER, 5.0, USER, T0)
     with pytest.raises(ValidationError, match="not measured"):
         core.set_thing(ThingId.PLUG, 1.0, Cause("sensor"), T0)

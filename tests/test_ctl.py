@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import sim_config
+from websockets.asyncio.client import connect
+
 from plugd import ctl
 from plugd.core.model import ThingId
 from plugd.service import rundir
 from plugd.service.daemon import Daemon
-from websockets.asyncio.client import connect
 
 
 @pytest.fixture

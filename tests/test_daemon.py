@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -12,10 +13,8 @@ import time
 
 import pytest
 
-
-from tests.support import BIN, PlugdProcess, free_port, listener, send_udp, wait_for
 from plugd.core.wire import decode
-
+from tests.support import BIN, PlugdProcess, free_port, listener, send_udp, wait_for
 
 
 @pytest.fixture
@@ -56,6 +55,7 @@ def test_an_esp_datagram_shows_the_node_and_its_recipe_switches_the_relay(runnin
     assert {n["id"] for n in nodes} == {4242, 10223344}
 
     import asyncio
+
     from websockets.asyncio.client import connect
 
     async def save_recipe():
@@ -188,7 +188,7 @@ def test_systemd_sees_ready_status_and_watchdog_pings_that_stop_while_the_loop_h
             until(lambda: time.monotonic() - start > 4 and messages[-1][1] == "WATCHDOG=1")
             assert hang.wait(timeout=30) == 0
             pings = [t for t, m in messages if m == "WATCHDOG=1" and t > start - 1]
-            longest = max(b - a for a, b in zip(pings, pings[1:]))
+            longest = max(b - a for a, b in itertools.pairwise(pings))
             assert longest > 1.5  # silence while it hung; systemd would have restarted it
             assert plug.stop() == 0
             until(lambda: any("STOPPING=1" in m for _, m in messages))

@@ -22,10 +22,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.support import free_port, wait_for
 from packaging.requirements import Requirement
 
 from plugd import __version__
+from tests.support import free_port, wait_for
 
 TOP = Path(__file__).resolve().parent.parent
 PACKAGING = TOP / "packaging" / "deb"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from plugd.service.config import DISPLAY_MODES
 from plugd.errors import HardwareError
 from plugd.hardware.display import Display, Fault, Reading, render, render_text
 from plugd.hardware.sim.tm1637 import TM1637Chip
+from plugd.service.config import DISPLAY_MODES
 from tests.support import wait_for
 
 CLK, DIO = 23, 24

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
 import logging
 import math
@@ -22,20 +23,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from conftest import Client, sim_config
 from gpiozero.pins.mock import MockFactory, MockPin
 from websockets.asyncio.client import connect
 
-from conftest import Client, sim_config
-
-from tests.support import Heard, until, wait_for
-from plugd.service.daemon import Daemon
-from plugd.hardware.adc import Sampler
-from plugd.hardware.sim.ads1115 import ADS1115Emulator
-from plugd.errors import ValidationError
-from plugd.service.meter import current_meter
 from plugd.core.metering import CurrentMeter
 from plugd.core.model import ThingId
 from plugd.core.wire import decode
+from plugd.errors import ValidationError
+from plugd.hardware.adc import Sampler
+from plugd.hardware.sim.ads1115 import ADS1115Emulator
+from plugd.service.daemon import Daemon
+from plugd.service.meter import current_meter
+from tests.support import Heard, until, wait_for
 
 LOAD = 1000.0
 #: A new retry starts once the bus has been quiet this long (a failed attempt is one burst).
@@ -141,7 +141,7 @@ async def test_a_failing_current_sensor_is_shown_invalid_retried_and_recovers(
                 # Retries 1, 3 and 7 s after the failure: each waits twice as long as the last.
                 starts = await until(lambda: len(s := retries(adc, failed)) >= 3 and s,
                                      "three retries", timeout=40)
-                gaps = [b - a for a, b in zip(starts, starts[1:])]
+                gaps = [b - a for a, b in itertools.pairwise(starts)]
                 assert all(gap > 0.9 * 2 ** (k + 1) for k, gap in enumerate(gaps)), gaps
             else:
                 # The bus answers, so the sampler reads on (no backoff), and every window is
@@ -414,7 +414,7 @@ def test_retries_double_up_to_the_cap_and_start_afresh_after_a_recovery():
 async def test_simulate_fault_breaks_the_chips_and_names_what_is_wrong(make_daemon):
     d = await make_daemon()
     try:
-        async with page(d) as (client, pushed):
+        async with page(d) as (client, _pushed):
             for request, error in [({"chip": "relay", "fault": True}, "message.chip: expected 'adc'"),
                                    ({"chip": "adc", "fault": "melted"}, "message.fault: expected one of"),
                                    ({"chip": "display", "fault": "yes"}, "message.fault")]:

@@ -20,21 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import NODE_ID
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import NODE_ID
-from plugd.service import config, settings as plug_settings
+from plugd.cli import main as cli_main
+from plugd.core.model import MAX_NAME, ON, Recipe, Relation, ThingId, name_problem
+from plugd.core.registry import Registry
+from plugd.core.wire import decode
 from plugd.doors.api import COMMANDS, Api
 from plugd.doors.api.simulation import COMMANDS as SIMULATION
-from plugd.cli import main as cli_main
 from plugd.errors import ConfigError, WireError
 from plugd.hardware.relay import Relay
-from plugd.core.registry import Registry
-from plugd.core.model import MAX_NAME, ON, Recipe, Relation, ThingId, name_problem
+from plugd.service import config
+from plugd.service import settings as plug_settings
 from plugd.service.plug import Plug
 from plugd.service.store import StateDir
-from plugd.core.wire import decode
 
 ETC = Path(__file__).resolve().parent.parent / "etc" / "plugd.toml"
 #: A fixture built once per test function serves every example of it, on purpose.
@@ -402,7 +403,7 @@ def test_the_cli_reads_any_file_into_a_config_or_an_exit_status(tmp_path, capsys
     path = tmp_path / "plugd.toml"
     path.write_bytes(data)
     status = cli_main(["--config", str(path), "--check-config"])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert status in (0, 2)
     if status == 2:
         assert err.startswith("plugd: configuration error: ")

@@ -3,10 +3,9 @@ import heapq
 import pytest
 
 from plugd.core.registry import Peer, Registry, parse_records
-
+from plugd.core.wire import decode
 from plugd.doors.udp import Broadcaster, Throttle
 from plugd.errors import ValidationError
-from plugd.core.wire import decode
 
 OWN = 4242
 
@@ -20,7 +19,8 @@ def test_a_peer_is_registered_with_its_things_address_and_time():
     heard = registry.heard(packet(7, "Kitchen", "&5:18.50&6:40.00"), "127.0.0.9", now=10.0, esp_now=500)
     assert heard.is_new and heard.came_online and not heard.renamed
     peer = registry.peers[7]
-    assert (peer.name, peer.address, peer.last_seen, peer.last_seen_esp) == ("Kitchen", "127.0.0.9", 10.0, 500)
+    assert (peer.name, peer.address, peer.last_seen, peer.last_seen_esp) == ("Kitchen", "127.0.0.9", 10.0,
+                                                                            500)
     assert {i: t.value for i, t in peer.things.items()} == {5: 18.5, 6: 40.0}
     again = registry.heard(packet(7, "Kitchen 2", "&5:19.00"), "127.0.0.9", now=11.0, esp_now=501)
     assert not again.is_new and not again.came_online and again.renamed
@@ -92,7 +92,7 @@ def test_known_nodes_round_trip_through_their_records():
     registry.heard(packet(7, "Kitchen"), "127.0.0.9", now=1.0, esp_now=600)
     records = parse_records([p.to_record() for p in registry.peers.values()])
     restored = Registry(OWN)
-    restored.load(records + [Peer(OWN, "me")])
+    restored.load([*records, Peer(OWN, "me")])
     peer = restored.peers[7]
     assert (peer.name, peer.address, peer.last_seen_esp, peer.online) == ("Kitchen", "127.0.0.9", 600, False)
     assert OWN not in restored.peers

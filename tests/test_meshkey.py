@@ -11,20 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import sim_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import sim_config
-
-from tests.support import free_port, listener, send_udp, until
 from plugd.core import meshkey
-from plugd.service.meshboot import BOOT_FILE, boot_number
+from plugd.core.meshkey import Guard, Signer, sign, verify
+from plugd.core.wire import MAX_DATAGRAM, decode, encode
+from plugd.errors import ConfigError, StoreError, WireError
 from plugd.service.config import parse
 from plugd.service.daemon import Daemon
-from plugd.errors import ConfigError, StoreError, WireError
-from plugd.core.meshkey import Guard, Signer, sign, verify
+from plugd.service.meshboot import BOOT_FILE, boot_number
 from plugd.service.store import StateDir
-from plugd.core.wire import MAX_DATAGRAM, decode, encode
+from tests.support import free_port, listener, send_udp, until
 
 KEY = b"kitchen and hall share this"
 OTHER_KEY = b"a key someone guessed wrongly"
@@ -151,7 +150,8 @@ def test_the_guard_table_is_bounded():
 
 def test_the_counter_grows_within_a_start_and_across_restarts_without_a_clock(tmp_path):
     state = StateDir(tmp_path)
-    no_clock = lambda: 0.0  # a Pi without RTC, before NTP
+    def no_clock():
+        return 0.0  # a Pi without RTC, before NTP
     first = Signer(KEY, boot_number(state, no_clock))
     counters = [verify(first.sign(PLAIN), KEY) for _ in range(3)]
     second = Signer(KEY, boot_number(state, no_clock))
@@ -169,12 +169,13 @@ def test_a_lost_boot_file_is_covered_by_a_right_clock(tmp_path):
 def test_a_clock_past_2106_is_ignored_and_an_unwritable_boot_number_stops_the_start(tmp_path):
     assert boot_number(StateDir(tmp_path), lambda: float(2**40)) == 1
     (tmp_path / "not-a-dir").write_text("")
-    with pytest.raises(StoreError, match="mesh-boot.json"):
+    with pytest.raises(StoreError, match=r"mesh-boot\.json"):
         boot_number(StateDir(tmp_path / "not-a-dir"), lambda: 0.0)
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[mesh]\nmesh_key = 'short'", r"mesh.mesh_key: must be empty \(no signing\) or at least 16 characters, got 5"),
+    ("[mesh]\nmesh_key = 'short'",
+     r"mesh.mesh_key: must be empty \(no signing\) or at least 16 characters, got 5"),
     ("[mesh]\ntrusted_esp_nodes = [0]", "mesh.trusted_esp_nodes: 0 is not a node id"),
     ("[mesh]\ntrusted_esp_nodes = ['1']", r"mesh.trusted_esp_nodes\[0\]: expected an integer"),
 ])
@@ -330,8 +331,9 @@ async def test_without_a_key_datagrams_are_byte_identical_to_the_unsigned_format
 
 
 async def test_a_keyed_daemon_counts_refusals_in_request_status(tmp_path, factory):
-    from websockets.asyncio.client import connect
     import json
+
+    from websockets.asyncio.client import connect
 
     port = free_port()
     async with node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall:

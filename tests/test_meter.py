@@ -8,14 +8,13 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-
 from conftest import Client
+from websockets.asyncio.client import connect
 
-from tests.support import until
-from plugd.service.daemon import Daemon
 from plugd.core.model import ThingId
 from plugd.core.wire import decode
-from websockets.asyncio.client import connect
+from plugd.service.daemon import Daemon
+from tests.support import until
 
 
 @pytest.fixture

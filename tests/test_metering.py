@@ -1,6 +1,7 @@
 """The metering maths against closed forms: RMS, offsets, noise, energy, calibration, front end."""
 
 import datetime
+import itertools
 import json
 import math
 import random
@@ -9,13 +10,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugd.errors import ValidationError
 from plugd.chips import ACS712_MODELS as SENSORS
 from plugd.chips import ADS1115_FULL_SCALES as FULL_SCALES
-from plugd.core.metering import (GAP_PERIODS, IDLE_WINDOWS, MAX_IDLE_AMPS,
-                            Calibration, CurrentMeter, EnergyCounter, Window, averaging_gain,
-                            calibrate_current, calibrate_power, calibrate_voltage,
-                            check_front_end, power_watts)
+from plugd.core.metering import (
+    GAP_PERIODS,
+    IDLE_WINDOWS,
+    MAX_IDLE_AMPS,
+    Calibration,
+    CurrentMeter,
+    EnergyCounter,
+    Window,
+    averaging_gain,
+    calibrate_current,
+    calibrate_power,
+    calibrate_voltage,
+    check_front_end,
+    power_watts,
+)
+from plugd.errors import ValidationError
 
 DAY = datetime.date(2026, 11, 26)
 #: The README's wiring: an ACS712-30A through 10 kOhm over 20 kOhm.
@@ -158,7 +170,7 @@ def test_windows_span_whole_cycles_within_half_a_sample(frequency, rate, window)
     assert abs(first.samples / rate - whole) <= 0.5 / rate + abs(1 / rate - 1 / 860)
     for w in rest:
         assert abs(w.samples / rate - whole) <= 0.5 / rate * (1 + 1e-6)
-    for before, after in zip(windows, windows[1:]):
+    for before, after in itertools.pairwise(windows):
         assert after.start == pytest.approx(before.end + 1 / rate)  # contiguous, no overlap
     assert sum(w.samples for w in windows) <= len(times)
 
@@ -670,7 +682,7 @@ def test_bad_calibration_json_is_refused_with_the_field_named(change, field):
     with pytest.raises(ValidationError) as err:
         Calibration.from_json({**good, **change})
     assert err.value.field == field
-    with pytest.raises(ValidationError, match="calibration.voltage: is missing"):
+    with pytest.raises(ValidationError, match=r"calibration\.voltage: is missing"):
         Calibration.from_json({"current_gain": 1.0, "power_factor": 1.0})
     with pytest.raises(ValidationError, match="calibration: expected an object"):
         Calibration.from_json(None)

@@ -1,8 +1,7 @@
 import pytest
 
+from plugd.core.model import Recipe, Relation, Thing, ThingType, default_things, name_problem, sanitize_name
 from plugd.errors import ValidationError
-from plugd.core.model import (Recipe, Relation, Thing, ThingType, default_things, name_problem,
-                         sanitize_name)
 
 RECIPE_JSON = {"id": 3, "name": "heat", "sourceNodeId": 10223344, "sourceThingId": 5,
                "sourceValue": 18.5, "relation": 3, "localThingId": 1, "targetValue": 19.0,

@@ -1,11 +1,12 @@
 import json
 
 import pytest
-from plugd.errors import HardwareError
-from plugd.hardware.relay import Relay
-from plugd.core.registry import Registry
+
 from plugd.core.model import Recipe, Relation, ThingId
 from plugd.core.plug import NODE_NEWS_PER_MINUTE, Cause
+from plugd.core.registry import Registry
+from plugd.errors import HardwareError
+from plugd.hardware.relay import Relay
 from plugd.service.plug import Plug
 from plugd.service.store import StateDir, dump
 

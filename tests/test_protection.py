@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugd.errors import ValidationError
 from plugd.core.protection import Protection, Trip
+from plugd.errors import ValidationError
 
 
 def feed(protection, readings, start=0.0, step=1.0):
@@ -126,7 +126,7 @@ def test_times_must_be_finite():
     p = Protection(max_power=1.0)
     for call in (lambda: p.check(2.0, None, math.nan), lambda: p.clear(math.inf),
                  lambda: p.may_retry(None)):
-        with pytest.raises(ValidationError, match="^t: "):
+        with pytest.raises(ValidationError, match=r"^t: "):
             call()
 
 

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugd.errors import ValidationError
 from plugd.core.model import Recipe, Relation
 from plugd.core.recipes import MAX_RECIPES, Action, RecipeBook, parse_outcomes
+from plugd.errors import ValidationError
 
 OWN = 4242
 SENSOR = 777
@@ -127,7 +127,7 @@ def test_unrelated_sources_cost_nothing():
 
 def test_saving_checks_the_local_thing_and_changes_nothing_until_replaced():
     book = hysteresis()
-    with pytest.raises(ValidationError, match="recipe.localThingId: there is no local thing 9"):
+    with pytest.raises(ValidationError, match=r"recipe\.localThingId: there is no local thing 9"):
         book.with_saved(recipe(3, 0, 1, 1, local=9), local_things=[1, 2, 3, 4])
     new = book.with_saved(recipe(3, 0, 1, 1), local_things=[1, 2, 3, 4])
     assert [r.id for r in book] == [1, 2] and [r.id for r in new] == [1, 2, 3]

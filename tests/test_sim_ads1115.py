@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import math
 import os
 import sys
 
 import pytest
-from adafruit_ads1x15.ads1115 import ADS1115
 from adafruit_ads1x15.ads1x15 import Comp_Polarity, Mode, Pin
+from adafruit_ads1x15.ads1115 import ADS1115
 from adafruit_ads1x15.analog_in import AnalogIn
 
 from plugd.errors import HardwareError
@@ -366,12 +367,12 @@ def test_garbage_reads_random_bytes_and_writes_still_land():
 
 def falling_edges(pin) -> int:
     states = [s.state for s in pin.states]
-    return sum(1 for a, b in zip(states, states[1:]) if a and not b)
+    return sum(1 for a, b in itertools.pairwise(states) if a and not b)
 
 
 def rising_edges(pin) -> int:
     states = [s.state for s in pin.states]
-    return sum(1 for a, b in zip(states, states[1:]) if b and not a)
+    return sum(1 for a, b in itertools.pairwise(states) if b and not a)
 
 
 @pytest.mark.parametrize("polarity", [Comp_Polarity.ACTIVE_LOW, Comp_Polarity.ACTIVE_HIGH])

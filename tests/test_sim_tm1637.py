@@ -214,7 +214,7 @@ BYTE = 8 * 3 + 2  # edges of one byte and its ACK slot
 MALFORMED = {
     "stop in mid-byte": (frame(0xC0, 0x06)[:len(START) + BYTE + 4 * 3] + STOP, 0),
     "stop before the ACK clock": (frame(0x8F)[:len(START) + 8 * 3] + STOP, 0),
-    "start inside a frame": (frame(0xC0, 0x06)[:len(START) + 3 * 3] + [(DIO, 1)] + frame(0x8F), 1),
+    "start inside a frame": ([*frame(192, 6)[:len(START) + 3 * 3], (DIO, 1), *frame(143)], 1),
     "empty frame": (START + STOP, 0),
     "unknown command": (frame(0x00), 0),
     "data command with data": (frame(0x40, 0x06), 0),

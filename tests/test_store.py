@@ -28,7 +28,7 @@ def test_write_fsyncs_the_file_and_the_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
                                                  real_fsync(fd)))
     StateDir(tmp_path).write("a.json", b"[]")
-    assert synced[0].endswith(".a.json.%d.tmp" % os.getpid()) and synced[1] == str(tmp_path)
+    assert synced[0].endswith(f".a.json.{os.getpid()}.tmp") and synced[1] == str(tmp_path)
 
 
 def test_a_missing_file_gives_the_default(tmp_path):

@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-from tests.support import free_port, until
-
 from plugd.core import validate
 from plugd.core.model import ThingId, default_things
 from plugd.core.recipes import MAX_RECIPES
@@ -16,6 +14,7 @@ from plugd.doors.api import Api
 from plugd.errors import ValidationError
 from plugd.service.config import parse
 from plugd.service.daemon import Daemon
+from tests.support import free_port, until
 
 RECIPE = {"id": 1, "name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
           "targetValue": 19, "localThingId": 1, "localValue": 1}
@@ -65,7 +64,7 @@ def test_lists_refuse_duplicates_and_length():
         validate.recipes([RECIPE, RECIPE], THINGS)
     with pytest.raises(ValidationError, match=f"at most {MAX_RECIPES}"):
         validate.recipes([{**RECIPE, "id": i} for i in range(1, MAX_RECIPES + 2)], THINGS)
-    with pytest.raises(ValidationError, match="things\\[0\\].value: thing 1 \\(Plug\\) is a switch"):
+    with pytest.raises(ValidationError, match=r"things\[0\]\.value: thing 1 \(Plug\) is a switch"):
         validate.things([{**THINGS[1].to_json(), "value": 0.5}])
 
 

@@ -4,10 +4,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugd.errors import WireError
 from plugd.core.model import MAX_NAME, name_problem
-from plugd.core.wire import (MAX_DATAGRAM, Field, Packet, atof_prefix, decode, encode, format_clock,
-                        format_number)
+from plugd.core.wire import (
+    MAX_DATAGRAM,
+    Field,
+    Packet,
+    atof_prefix,
+    decode,
+    encode,
+    format_clock,
+    format_number,
+)
+from plugd.errors import WireError
 
 EXAMPLE = b"10223344:SmartPlugEsp&1:1.00&2:1523.75&3:412.30&4:13:05:09 - 24.11.2026"
 

@@ -27,8 +27,8 @@ import hmac
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from plugd.errors import WireError
 from plugd.core.wire import MAX_DATAGRAM
+from plugd.errors import WireError
 
 #: Hex digits of the tag: 16 bytes of the HMAC, far beyond guessing on a LAN.
 TAG_HEX = 32
@@ -91,6 +91,7 @@ class Signer:
         self._next = boot << SEQUENCE_BITS
 
     def sign(self, data: bytes) -> bytes:
+        """`data` with the next counter and its tag; counters never repeat across restarts."""
         signed = sign(data, self._key, self._next)
         self._next += 1
         return signed
@@ -140,6 +141,7 @@ class Guard:
         self._reported: set[int] = set()
 
     def check(self, data: bytes, node_id: int, address: str) -> Verdict:
+        """The verdict on one datagram of `node_id` from `address`; remembers its counter when accepted."""
         if is_signed(data):
             counter = verify(data, self._key)
             if counter is None:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from plugd.chips import ACS712_MODELS, ADS1115_FULL_SCALES, ADS1115_INPUT_HEADROOM, ADS1115_RANGES
-from plugd.errors import ValidationError
 from plugd.core.model import describe, read_float, require_object
+from plugd.errors import ValidationError
 
 # --- parameters -------------------------------------------------------------------------------
 
@@ -132,10 +132,33 @@ class CurrentMeter:
     within the valid range.
     """
 
-    __slots__ = ("volts_per_amp", "frequency", "cycles", "filter_order", "clip_low",
-                 "clip_high", "max_gap", "_gate", "_noise", "_zero", "_idle_count",
-                 "_duration", "_close_after", "_last", "_start", "_close_at", "_ref",
-                 "_n", "_sum", "_sum2", "_low", "_high", "valid_low", "valid_high", "_restart_at")
+    __slots__ = (
+        "_close_after",
+        "_close_at",
+        "_duration",
+        "_gate",
+        "_high",
+        "_idle_count",
+        "_last",
+        "_low",
+        "_n",
+        "_noise",
+        "_ref",
+        "_restart_at",
+        "_start",
+        "_sum",
+        "_sum2",
+        "_zero",
+        "clip_high",
+        "clip_low",
+        "cycles",
+        "filter_order",
+        "frequency",
+        "max_gap",
+        "valid_high",
+        "valid_low",
+        "volts_per_amp",
+    )
 
     def __init__(self, *, volts_per_amp: float, frequency: float, clip_low: float,
                  clip_high: float, window: float = 1.0, noise_volts: float = 0.0,
@@ -344,18 +367,22 @@ class EnergyCounter:
 
     @property
     def today_wh(self) -> float:
+        """Energy counted since local midnight, in Wh."""
         return self._today_wh
 
     @property
     def yesterday_wh(self) -> float:
+        """Energy counted on the local day before, in Wh."""
         return self._yesterday_wh
 
     @property
     def total_kwh(self) -> float:
+        """Energy counted since the counter began, in kWh."""
         return self._total_kwh
 
     @property
     def day(self) -> datetime.date | None:
+        """The local day `today_wh` belongs to (None before the first reading)."""
         return self._day
 
     def add(self, watts: float | None, t: float, day: datetime.date) -> None:
@@ -378,6 +405,7 @@ class EnergyCounter:
             self._day = day
 
     def to_json(self) -> dict[str, Any]:
+        """The counters as kept in energy.json."""
         return {"day": None if self._day is None else self._day.isoformat(),
                 "today_wh": self._today_wh, "yesterday_wh": self._yesterday_wh,
                 "total_kwh": self._total_kwh}
@@ -458,11 +486,13 @@ class Calibration:
         return power_watts(self.amps(meter_amps), self.voltage, self.power_factor)
 
     def to_json(self) -> dict[str, Any]:
+        """The factors as kept in calibration.json."""
         return {"current_gain": self.current_gain, "voltage": self.voltage,
                 "power_factor": self.power_factor, "zero_volts": self.zero_volts}
 
     @classmethod
     def from_json(cls, obj: Any) -> Calibration:
+        """Read calibration.json or an import; ValidationError names the field."""
         where = "calibration"
         obj = require_object(obj, where)
         zero = None
@@ -562,7 +592,8 @@ def check_front_end(*, sensor: str | float, divider: float, full_scale: float,
     vdd = _number("adc_vdd", adc_vdd, low=2.0, high=5.5, unit=" V")
     if full_scale not in ADS1115_RANGES:
         raise ValidationError("full_scale", f"must be one of the ADS1115's "
-                                            f"{', '.join(map(str, ADS1115_FULL_SCALES))} V, got {full_scale!r}")
+                                            f"{', '.join(map(str, ADS1115_FULL_SCALES))} V, "
+                                            f"got {full_scale!r}")
     swing = sensitivity * amps
     top = zero + swing
     at = f"at {amps:g} A {name}"

@@ -25,6 +25,7 @@ OFF = 0.0
 
 
 class ThingType(IntEnum):
+    """The kinds of value a thing holds, as the firmware numbers them (pages pick units by it)."""
     LONG = 0
     SWITCH = 1
     TEMP = 2
@@ -36,6 +37,7 @@ class ThingType(IntEnum):
 
 
 class Relation(IntEnum):
+    """How a recipe compares its source value with its target, as the firmware numbers them."""
     EQUALS = 0
     NOT_EQUALS = 1
     BIGGER_THAN = 2
@@ -183,6 +185,7 @@ def describe(value: Any) -> str:
 
 
 def json_text(value: Any) -> str:
+    """A JSON value as JSON writes it, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -191,6 +194,7 @@ def json_text(value: Any) -> str:
 
 
 def require_object(value: Any, where: str) -> dict[str, Any]:
+    """`value` as an object, or a ValidationError naming `where`."""
     if not isinstance(value, dict):
         raise ValidationError(where, f"expected an object, got {describe(value)}")
     return value
@@ -201,15 +205,18 @@ def require_object(value: Any, where: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Node:
+    """A node on the mesh: its id and name, as the firmware's pages list them."""
     id: int
     name: str
 
     def to_json(self) -> dict[str, Any]:
+        """The firmware's shape."""
         return {"id": self.id, "name": self.name}
 
 
 @dataclass(frozen=True, slots=True)
 class Thing:
+    """One value a node owns (the relay, the power, a temperature), in the firmware's shape."""
     id: int
     name: str
     type: ThingType
@@ -218,11 +225,13 @@ class Thing:
     last_updated: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        """The firmware's shape, as stored and sent."""
         return {"id": self.id, "name": self.name, "type": int(self.type), "value": self.value,
                 "override": self.override, "last_updated": self.last_updated}
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "thing") -> Thing:
+        """Parse a stored or submitted thing; ValidationError names the field."""
         obj = require_object(obj, where)
         return cls(
             id=read_int(obj, "id", where, low=1, high=MAX_NODE_ID),
@@ -234,11 +243,13 @@ class Thing:
         )
 
     def with_value(self, value: float, now: int) -> Thing:
+        """The thing with a new value taken at `now` (seconds since 2000)."""
         return replace(self, value=value, last_updated=now)
 
 
 @dataclass(frozen=True, slots=True)
 class Recipe:
+    """IF a source thing stands in a relation to a target THEN set a local thing (firmware's shape)."""
     id: int
     name: str
     source_node_id: int
@@ -251,6 +262,7 @@ class Recipe:
     last_updated: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        """The firmware's shape, as stored, exported and sent to pages."""
         return {"id": self.id, "name": self.name, "sourceNodeId": self.source_node_id,
                 "sourceThingId": self.source_thing_id, "sourceValue": self.source_value,
                 "relation": int(self.relation), "localThingId": self.local_thing_id,

@@ -27,7 +27,7 @@ class Trip:
 class _Limit:
     """One limit and since when the readings have stayed above it."""
 
-    __slots__ = ("kind", "unit", "limit", "since")
+    __slots__ = ("kind", "limit", "since", "unit")
 
     def __init__(self, kind: str, unit: str, limit: float | None) -> None:
         self.kind = kind
@@ -78,10 +78,12 @@ class Protection:
 
     @property
     def max_power(self) -> float | None:
+        """The power limit in W, or None for none."""
         return self._limits[0].limit
 
     @property
     def max_current(self) -> float | None:
+        """The current limit in A, or None for none."""
         return self._limits[1].limit
 
     @property

@@ -11,9 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from plugd.errors import ValidationError
 from plugd.core.model import MAX_NODE_ID, read_int, read_name, require_object
 from plugd.core.wire import Packet
+from plugd.errors import ValidationError
 
 MAX_THINGS_PER_NODE = 64
 #: Seconds an offline node keeps its place in a full table before a new node may take it.
@@ -22,6 +22,7 @@ KEEP_OFFLINE = 60.0
 
 @dataclass(slots=True)
 class PeerThing:
+    """A peer's value as last heard: the number, its text on the wire, and when (monotonic)."""
     value: float
     text: str
     updated: float  # monotonic
@@ -29,6 +30,7 @@ class PeerThing:
 
 @dataclass(slots=True)
 class Peer:
+    """A node heard on the mesh, or known from nodes.json."""
     id: int
     name: str
     address: str = ""
@@ -48,11 +50,13 @@ class Peer:
         }
 
     def to_record(self) -> dict[str, Any]:
+        """What nodes.json keeps of a node (its values are not kept: they go stale)."""
         return {"id": self.id, "name": self.name, "address": self.address,
                 "lastSeen": self.last_seen_esp}
 
     @classmethod
     def from_record(cls, obj: Any, where: str) -> Peer:
+        """Read one entry of nodes.json; ValidationError names the field."""
         obj = require_object(obj, where)
         address = obj.get("address", "")
         if not isinstance(address, str):
@@ -64,6 +68,7 @@ class Peer:
 
 @dataclass(slots=True)
 class Counters:
+    """What the mesh's door saw, for `request_status` and the benchmarks."""
     received: int = 0
     accepted: int = 0
     invalid: int = 0
@@ -108,12 +113,14 @@ class Registry:
         self._offline: deque[Peer] = deque()
 
     def load(self, records: list[Peer]) -> None:
+        """The nodes known from nodes.json: offline until heard, first to make room."""
         for peer in records[: self.max_nodes]:
             if peer.id != self.own_id:
                 self.peers[peer.id] = peer
                 self._offline.append(peer)
 
     def is_online(self, node_id: int) -> bool:
+        """Whether the node is heard now (this node always is): recipes use only live values."""
         if node_id == self.own_id:
             return True
         peer = self.peers.get(node_id)
@@ -172,6 +179,7 @@ class Registry:
         return gone
 
     def online_count(self) -> int:
+        """How many nodes are online now."""
         return sum(1 for p in self.peers.values() if p.online)
 
 

@@ -15,8 +15,8 @@ import re
 from datetime import datetime
 from typing import NamedTuple
 
-from plugd.errors import WireError
 from plugd.core.model import MAX_NODE_ID, name_problem
+from plugd.errors import WireError
 
 #: The firmware's receive buffer; keep what we send well under it.
 MAX_DATAGRAM = 512
@@ -40,6 +40,7 @@ class Field(NamedTuple):
 
 
 class Packet(NamedTuple):
+    """A decoded datagram: the sender, its fields, and how many fields were refused."""
     node_id: int
     node_name: str
     fields: tuple[Field, ...]

@@ -10,6 +10,7 @@ password. Time is passed in: this module has no clock of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -18,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugd.errors import ValidationError
 from plugd.core.model import read_int, require_object
+from plugd.errors import ValidationError
 from plugd.service.store import StateDir, dump
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ MAX_LOCKOUT = 300.0
 
 
 def hash_password(password: str, salt: bytes) -> bytes:
+    """scrypt, so a stolen auth.json costs a guesser a good part of a second per try."""
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, maxmem=64 * 2**20, **SCRYPT)
 
 
@@ -57,11 +59,13 @@ class Credentials:
     sessions: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """As kept in auth.json: the salt and the hash, never the password."""
         return {"salt": self.salt.hex(), "hash": self.hash.hex(), "scrypt": SCRYPT,
                 "sessions": self.sessions}
 
     @classmethod
     def from_json(cls, obj: Any) -> Credentials:
+        """Read auth.json; ValidationError names the field."""
         obj = require_object(obj, "auth")
         try:
             salt, digest = bytes.fromhex(obj["salt"]), bytes.fromhex(obj["hash"])
@@ -76,6 +80,7 @@ class Credentials:
 
 
 class Auth:
+    """The password, the token for plugctl, sessions and the login rate limit."""
     def __init__(self, state: StateDir) -> None:
         self.state = state
         self.credentials = state.load(AUTH_FILE, Credentials.from_json, self._first_start)
@@ -123,12 +128,14 @@ class Auth:
         return max(0.0, failures[-1] + lockout - now)
 
     def check_password(self, password: str, address: str, now: float) -> bool:
+        """Whether `password` is the password; a failure from `address` counts toward its lockout."""
         ok = hmac.compare_digest(hash_password(password, self.credentials.salt),
                                  self.credentials.hash)
         self._count(ok, address, now)
         return ok
 
     def check_cli_token(self, token: str, address: str, now: float) -> bool:
+        """Whether `token` is the token file's; a failure counts as a failed password does."""
         ok = hmac.compare_digest(token.encode(), self.cli_token.encode())
         self._count(ok, address, now)
         return ok
@@ -154,10 +161,12 @@ class Auth:
         return token
 
     def session_valid(self, token: str, wall: float) -> bool:
+        """Whether the session is known and not expired at `wall`."""
         used = self.credentials.sessions.get(_digest(token))
         return used is not None and wall - used < SESSION_IDLE
 
     def end_session(self, token: str) -> None:
+        """Forget a session (logout, password change)."""
         self.credentials.sessions.pop(_digest(token), None)
 
     def ticket_for(self, session: str, now: float) -> str:
@@ -168,6 +177,7 @@ class Auth:
         return ticket
 
     def redeem(self, ticket: str, now: float) -> str | None:
+        """The session a one-time ticket stands for, or None (used, unknown or expired)."""
         session, expires = self._tickets.pop(ticket, ("", 0.0))
         return session if expires > now else None
 
@@ -180,14 +190,13 @@ class Auth:
 
     def forget_initial_password(self) -> None:
         """Once the new password is on disk: until then the initial one may still be the one."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             (self.state.path / INITIAL_PASSWORD_FILE).unlink()
-        except FileNotFoundError:
-            pass
 
     def initial_password_in_use(self) -> bool:
         """Whether the generated password is still the password (the page then offers a change)."""
         return (self.state.path / INITIAL_PASSWORD_FILE).exists()
 
     def dump(self) -> bytes:
+        """auth.json's content: the password's hash and the live sessions."""
         return dump(self.credentials.to_json())

@@ -53,6 +53,7 @@ class MeshEndpoint:
                 log.exception("error handling a datagram from %s", address[0])
 
     def send(self, data: bytes, addresses: list[str], port: int) -> None:
+        """Send one datagram to each address; a failure is counted and logged, never raised."""
         if self.socket.fileno() < 0:
             return
         for address in addresses:
@@ -64,6 +65,7 @@ class MeshEndpoint:
                 log.debug("cannot send to %s: %s", address, err)
 
     def close(self) -> None:
+        """Stop listening and close the socket."""
         if self.socket.fileno() >= 0:
             self._loop.remove_reader(self.socket.fileno())
             self.socket.close()
@@ -119,6 +121,7 @@ class Coalescer:
         self._stopped = False
 
     def request(self) -> None:
+        """Ask for the action; requests until it runs become one run."""
         if self._soon is not None or self._stopped:
             return
         wait = self._last + self.min_gap - self._loop.time()
@@ -139,6 +142,7 @@ class Coalescer:
             log.exception("%s failed", getattr(self._action, "__name__", "a coalesced action"))
 
     def stop(self) -> None:
+        """Cancel a pending run."""
         self._stopped = True
         if self._soon is not None:
             self._soon.cancel()
@@ -168,6 +172,7 @@ class Throttle:
         self._timer: asyncio.TimerHandle | None = None
 
     def request(self, key: Hashable, item: Any) -> None:
+        """Ask for the action on `item`; its latest item runs at once or at its next turn."""
         now = self._loop.time()
         last = self._last.get(key)
         if last is None or now - last >= self.min_gap - TIMER_SLACK:
@@ -204,6 +209,7 @@ class Throttle:
                                              self._flush)
 
     def stop(self) -> None:
+        """Cancel the pending runs."""
         self._waiting.clear()
         if self._timer is not None:
             self._timer.cancel()
@@ -226,9 +232,11 @@ class Broadcaster:
         self.on_interval: list[Callable[[], None]] = []
 
     def start(self) -> None:
+        """Begin the periodic broadcasts."""
         self._tick()
 
     def stop(self) -> None:
+        """Stop broadcasting."""
         self.sends.stop()
         if self._periodic is not None:
             self._periodic.cancel()

@@ -51,6 +51,7 @@ def _response(status: http.HTTPStatus, body: bytes, content_type: str,
 
 
 def session_cookie(request: Request) -> str | None:
+    """The session a request's cookie names, or None."""
     for header in request.headers.get_all("Cookie"):
         for part in header.split(";"):
             name, _, value = part.strip().partition("=")
@@ -60,6 +61,7 @@ def session_cookie(request: Request) -> str | None:
 
 
 class WebServer:
+    """The page, its files and the WebSocket API on one port; pushes go to every page."""
     def __init__(self, www: Path, make_api: Callable[[str, str | None], Api], auth: Auth,
                  http_config: Callable[[], HttpConfig]) -> None:
         self.www = www.resolve()
@@ -71,6 +73,7 @@ class WebServer:
         self._gzipped: dict[Path, tuple[float, bytes]] = {}
 
     async def start(self, host: str | None, port: int, sock: socket.socket | None = None) -> None:
+        """Listen on `host`:`port`, or on the socket systemd passed."""
         options: dict[str, Any] = {"process_request": self._process_request, "max_size": MAX_FRAME,
                                    "ping_interval": 20, "ping_timeout": 20, "close_timeout": 1,
                                    "server_header": None}
@@ -81,10 +84,12 @@ class WebServer:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one the kernel chose for port 0)."""
         assert self.server is not None
         return self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        """Close every connection and stop listening."""
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

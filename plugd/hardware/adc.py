@@ -34,6 +34,7 @@ Consumer = Callable[[list[float], list[float]], None]
 
 
 class Sampler:
+    """Reads the ADS1115 in a thread of its own and hands blocks of timed samples on."""
     def __init__(self, open_bus: Callable[[], Any], *, address: int, channel: str,
                  full_scale: float, data_rate: int, alert_pin: int, pin_factory: Factory | None,
                  consume: Consumer, on_fault: Callable[[str | None], None],
@@ -60,9 +61,11 @@ class Sampler:
         self.busy_seconds = 0.0
 
     def start(self) -> None:
+        """Start sampling."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling and release the bus and the pin."""
         self._stop.set()
         self._thread.join(timeout=5)
 
@@ -104,7 +107,7 @@ class Sampler:
         # The driver selects an input only in single-shot mode; switching to continuous after
         # one read keeps that input. Its fast reads then skip the pointer, so point it back
         # at the conversion register, which the mode change moved to the configuration.
-        channel.value
+        _ = channel.value
         ads.mode = Mode.CONTINUOUS
         ads.get_last_result(fast=False)
         return channel
@@ -148,7 +151,7 @@ class Sampler:
                 elif self._clock() - last_pulse > RDY_TIMEOUT:
                     # A chip that stopped answering sends no pulses either: that is the bus
                     # failing (this read raises), not an unwired pin.
-                    channel.voltage
+                    _ = channel.voltage
                     return False
                 self._hand_over(times, volts)
             rdy.when_activated = None

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from plugd.service.config import DISPLAY_MODES
 from plugd.errors import HardwareError
+from plugd.service.config import DISPLAY_MODES
 
 #: Segment patterns (bit 0 segment a at the top, clockwise to f, bit 6 g in the middle).
 _FONT = {" ": 0x00, "-": 0x40, "0": 0x3F, "1": 0x06, "2": 0x5B, "3": 0x4F, "4": 0x66, "5": 0x6D,
@@ -52,6 +52,7 @@ RETRY_AFTER = 5.0  # seconds between attempts on a failing display
 
 
 class Fault(StrEnum):
+    """What the display shows instead of a value when something is wrong."""
     OVERLOAD = "overload"  # the protection switched the load off: " OL "
     SENSOR = "sensor"  # the current sensor cannot be read: "Err "
 
@@ -200,6 +201,7 @@ class Display:
 
     @property
     def mode(self) -> str:
+        """What the display shows: power, current, energy_today, clock or off."""
         return self._mode
 
     @mode.setter
@@ -211,6 +213,7 @@ class Display:
 
     @property
     def brightness(self) -> int:
+        """The brightness, 0..7."""
         return self._brightness
 
     @brightness.setter

@@ -15,6 +15,7 @@ from plugd.errors import HardwareError
 
 
 class I2CBus:
+    """A Linux I2C bus (smbus2) with the interface adafruit_ads1x15 expects of busio.I2C."""
     def __init__(self, bus_number: int) -> None:
         try:
             from smbus2 import SMBus, i2c_msg
@@ -33,17 +34,21 @@ class I2CBus:
         self._lock = threading.Lock()
 
     def try_lock(self) -> bool:
+        """The bus is ours alone in this process: always locked."""
         return self._lock.acquire(blocking=False)
 
     def unlock(self) -> None:
+        """Nothing to release."""
         self._lock.release()
 
     def writeto(self, address: int, buffer: bytes | bytearray, *, start: int = 0,
                 end: int | None = None) -> None:
+        """Write `buffer[start:end]` to the device at `address`."""
         self._bus.i2c_rdwr(self._msg.write(address, bytes(buffer[start:end])))
 
     def readfrom_into(self, address: int, buffer: bytearray, *, start: int = 0,
                       end: int | None = None) -> None:
+        """Read into `buffer[start:end]` from the device at `address`."""
         end = len(buffer) if end is None else end
         read = self._msg.read(address, end - start)
         self._bus.i2c_rdwr(read)
@@ -53,10 +58,12 @@ class I2CBus:
                               buffer_in: bytearray, *, out_start: int = 0,
                               out_end: int | None = None, in_start: int = 0,
                               in_end: int | None = None) -> None:
+        """Write, then read without releasing the bus between (a register read)."""
         in_end = len(buffer_in) if in_end is None else in_end
         read = self._msg.read(address, in_end - in_start)
         self._bus.i2c_rdwr(self._msg.write(address, bytes(buffer_out[out_start:out_end])), read)
         buffer_in[in_start:in_end] = bytes(read)
 
     def close(self) -> None:
+        """Close the bus's file."""
         self._bus.close()

@@ -8,6 +8,7 @@ from plugd.errors import HardwareError
 
 
 class Relay:
+    """The relay on a GPIO pin; a pin that refuses raises HardwareError."""
     def __init__(self, pin: int, *, active_high: bool, initial: bool,
                  pin_factory: Factory | None) -> None:
         try:
@@ -19,9 +20,11 @@ class Relay:
 
     @property
     def is_on(self) -> bool:
+        """Whether the relay is closed (the load has power)."""
         return bool(self._device.value)
 
     def set(self, on: bool) -> None:
+        """Close (`on`) or open the relay; HardwareError when the pin refuses."""
         try:
             if on:
                 self._device.on()
@@ -31,4 +34,5 @@ class Relay:
             raise HardwareError(f"cannot switch the relay on GPIO{self.pin}: {err}") from None
 
     def close(self) -> None:
+        """Release the pin (the relay opens)."""
         self._device.close()

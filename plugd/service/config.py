@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from plugd.chips import ACS712_MODELS, ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_RANGES
-from plugd.errors import ConfigError, ValidationError
 from plugd.core.model import MAX_NODE_ID, finite, name_problem
+from plugd.errors import ConfigError, ValidationError
 
 DEFAULT_PATH = Path("/etc/plugd/plugd.toml")
 
@@ -66,6 +66,7 @@ def _node_ids(value: list[int]) -> str | None:
 
 @dataclass(frozen=True)
 class NodeConfig:
+    """[node]: this node's id and name on the mesh (0 and "": derived)."""
     #: 0 derives the id from the MAC address, as the ESP8266 chip id.
     id: int = field(default=0, metadata=_check(
         lambda v: None if 0 <= v <= MAX_NODE_ID else f"must be 0 (derive) or 1..{MAX_NODE_ID}, got {v}"))
@@ -75,6 +76,7 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class MeshConfig:
+    """[mesh]: the UDP mesh, its timing, its bounds and its key."""
     udp_port: int = field(default=2390, metadata=_check(_port))
     bind: str = field(default="0.0.0.0", metadata=_check(lambda v: _ipv4_list([v])))
     #: Empty: the directed broadcast address of every up, non-loopback IPv4 interface.
@@ -101,6 +103,7 @@ def _origins(value: list[str]) -> str | None:
 
 @dataclass(frozen=True)
 class HttpConfig:
+    """[http]: the page and the WebSocket API, and who may read and change."""
     port: int = field(default=80, metadata=_check(_port))
     bind: str = ""
     www_dir: str = ""
@@ -114,11 +117,13 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
+    """[state]: where the plug keeps what it must not forget."""
     dir: str = field(default="/var/lib/plugd", metadata=_check(lambda v: None if v else "must not be empty"))
 
 
 @dataclass(frozen=True)
 class RelayConfig:
+    """[relay]: its pin, polarity and states at power-on and at stop."""
     pin: int = field(default=17, metadata=_check(
         lambda v: None if 0 <= v <= 53 else f"must be a BCM GPIO number 0..53, got {v}"))
     active_high: bool = True
@@ -144,9 +149,11 @@ class AdcConfig:
         lambda v: None if 0x48 <= v <= 0x4B else f"must be 0x48..0x4B (72..75), got {v:#x}"))
     channel: str = field(default="A0", metadata=_check(_one_of(*ADC_CHANNELS)))
     full_scale: float = field(default=4.096, metadata=_check(
-        lambda v: None if v in ADS1115_RANGES else f"must be one of {', '.join(map(str, ADS1115_FULL_SCALES))} volts, got {v}"))
+        lambda v: None if v in ADS1115_RANGES
+        else f"must be one of {', '.join(map(str, ADS1115_FULL_SCALES))} volts, got {v}"))
     data_rate: int = field(default=860, metadata=_check(
-        lambda v: None if v in ADS1115_DATA_RATES else f"must be one of {', '.join(map(str, ADS1115_DATA_RATES))}, got {v}"))
+        lambda v: None if v in ADS1115_DATA_RATES
+        else f"must be one of {', '.join(map(str, ADS1115_DATA_RATES))}, got {v}"))
     #: BCM pin wired to ALERT/RDY; 0: not wired (single-shot conversions, slower).
     alert_pin: int = field(default=25, metadata=_check(_bcm_pin))
     vdd: float = field(default=3.3, metadata=_check(
@@ -197,6 +204,7 @@ DISPLAY_MODES = ("power", "current", "energy_today", "clock", "off")
 
 @dataclass(frozen=True)
 class DisplayConfig:
+    """[display]: the TM1637's pins, what it shows and how bright."""
     enabled: bool = True
     clk: int = field(default=23, metadata=_check(_bcm_pin))
     dio: int = field(default=24, metadata=_check(_bcm_pin))
@@ -226,11 +234,13 @@ class MdnsConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
+    """[log]: how much goes to the journal."""
     level: str = field(default="info", metadata=_check(_one_of("debug", "info", "warning", "error")))
 
 
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration, frozen: a change makes a new one."""
     node: NodeConfig = field(default_factory=NodeConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     http: HttpConfig = field(default_factory=HttpConfig)

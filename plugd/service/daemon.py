@@ -22,26 +22,26 @@ from gpiozero import Factory
 
 from plugd import __version__
 from plugd.core import meshkey
-from plugd.service import netif, rundir, settings
+from plugd.core.model import ThingId, esp_time, sanitize_name
+from plugd.core.registry import Peer, Registry
 from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import Auth
-from plugd.service.config import Config
+from plugd.doors.mdns import Announcer
+from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
+from plugd.doors.web import WebServer
 from plugd.errors import ConfigError, HardwareError
 from plugd.hardware import pin_factory as default_pin_factory
 from plugd.hardware.adc import Sampler
 from plugd.hardware.display import Display, Fault, Reading
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
-from plugd.core.registry import Peer, Registry
-from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
-from plugd.doors.mdns import Announcer
-from plugd.service.meter import Meter
-from plugd.core.model import ThingId, esp_time, sanitize_name
+from plugd.service import netif, rundir, settings
+from plugd.service.config import Config
 from plugd.service.meshboot import boot_number
+from plugd.service.meter import Meter
 from plugd.service.plug import Cause, Change, Plug
 from plugd.service.store import StateDir, dump
 from plugd.service.systemd import Notifier, RepeatFilter
-from plugd.doors.web import WebServer
 
 if TYPE_CHECKING:
     from plugd.hardware.sim.rig import Simulation
@@ -66,6 +66,7 @@ def find_www(configured: str) -> Path:
 
 @dataclass
 class Daemon:
+    """The running plug: its core, chips, doors and timers, started and stopped in order."""
     config: Config
     #: Re-reads the configuration on SIGHUP; None: reload is not possible.
     reload_config: Callable[[], Config] | None = None
@@ -96,6 +97,7 @@ class Daemon:
     # --- lifecycle ----------------------------------------------------------
 
     async def start(self, http_socket: socket.socket | None = None) -> None:
+        """Start in order; `http_socket` is the listening socket systemd passed, if any."""
         config = self.config
         loop = asyncio.get_running_loop()
         state = StateDir(Path(config.state.dir))
@@ -173,6 +175,7 @@ class Daemon:
         self.notifier.ready(self._status_line())
 
     async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT."""
         await self._stop.wait()
 
     async def stop(self) -> None:
@@ -215,9 +218,11 @@ class Daemon:
         meter = Meter(self.plug, self.config, loop, self.wall)
         if self.simulation is not None:
             emulator = self.simulation.adc
-            open_bus: Callable[[], Any] = lambda: emulator
+            def open_bus() -> Any:
+                return emulator
         else:
-            open_bus = lambda: I2CBus(adc.bus)
+            def open_bus():
+                return I2CBus(adc.bus)
         self.sampler = Sampler(open_bus, address=adc.address, channel=adc.channel,
                                full_scale=adc.full_scale, data_rate=adc.data_rate,
                                alert_pin=adc.alert_pin, pin_factory=factory,
@@ -318,6 +323,7 @@ class Daemon:
     # --- the mesh and the page ------------------------------------------------
 
     def broadcast_targets(self) -> list[str]:
+        """Where broadcasts go: as configured, else every interface's broadcast address."""
         if self.config.mesh.broadcast:
             return self.config.mesh.broadcast
         checked, targets = self._broadcast_cache
@@ -350,6 +356,7 @@ class Daemon:
     # --- status and reload ----------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        """What `request_status` and `plugctl status` show."""
         plug = self.plug
         counters = self.registry.counters
         return {
@@ -438,4 +445,5 @@ class Daemon:
         return needs_restart
 
     def history(self) -> list[list[float | None]]:
+        """The last 10 minutes of power, one point a second: [seconds since 2000, W or null]."""
         return [list(point) for point in self._history]

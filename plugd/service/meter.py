@@ -22,8 +22,6 @@ from datetime import date, datetime
 from typing import Any
 
 from plugd.chips import ACS712_MODELS, ACS712_SUPPLY, ADS1115_INPUT_HEADROOM
-from plugd.service.config import Config
-from plugd.errors import HardwareError, ValidationError
 from plugd.core.metering import (
     Calibration,
     CurrentMeter,
@@ -35,8 +33,10 @@ from plugd.core.metering import (
     power_watts,
 )
 from plugd.core.model import ON, ThingId
-from plugd.service.plug import Cause, Change, Plug
 from plugd.core.protection import Protection
+from plugd.errors import HardwareError, ValidationError
+from plugd.service.config import Config
+from plugd.service.plug import Cause, Change, Plug
 from plugd.service.store import dump
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def current_meter(config: Config) -> CurrentMeter:
 
 
 class Meter:
+    """The meter: sampler windows in, readings, energy, protection and calibration out."""
     def __init__(self, plug: Plug, config: Config, loop: asyncio.AbstractEventLoop,
                  wall: Callable[[], float]) -> None:
         self.plug = plug
@@ -146,6 +147,7 @@ class Meter:
             self.loop.call_soon_threadsafe(self._window, window)
 
     def on_fault(self, text: str | None) -> None:
+        """The sampler's thread reports a bus fault (None: it reads again)."""
         self.loop.call_soon_threadsafe(self._fault, text)
 
     # --- on the event loop ----------------------------------------------------
@@ -242,15 +244,18 @@ class Meter:
         raise ValidationError("what", f"expected zero, current, power, voltage or reset, got {what!r}")
 
     async def store_calibration(self, calibration: Calibration) -> None:
+        """Keep a new calibration, then use it (nothing changes if it cannot be kept)."""
         await self.plug.writer.save(CALIBRATION_FILE, dump(calibration.to_json()))
         self.calibration = calibration
         if calibration.zero_volts is not None:
             self.meter.zero_volts = calibration.zero_volts
 
     async def save_energy(self) -> None:
+        """Write the energy counters (a power cut loses at most one flush interval)."""
         await self.plug.writer.save(ENERGY_FILE, dump(self.energy.to_json()))
 
     def view(self) -> dict[str, Any]:
+        """The meter's state for `request_status`."""
         window = self.last
         return {"fault": self.fault, "clipped": self.clipped,
                 "tripped": self.plug.tripped, "calibration": self.calibration.to_json(),

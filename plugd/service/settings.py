@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugd.service.config import Config, updated
-from plugd.errors import ValidationError
 from plugd.core.model import require_object
+from plugd.errors import ValidationError
+from plugd.service.config import Config, updated
 from plugd.service.store import StateDir
 
 SETTINGS_FILE = "settings.json"
@@ -35,8 +35,10 @@ def apply(config: Config, settings: dict[str, Any]) -> Config:
 
 
 def view(config: Config) -> dict[str, Any]:
+    """The settings the page may change, with their values now."""
     return {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in KEYS}
 
 
 def load(state: StateDir) -> dict[str, Any]:
+    """The settings kept from the page (a bad file is set aside)."""
     return state.load(SETTINGS_FILE, parse, dict)

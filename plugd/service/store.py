@@ -10,6 +10,7 @@ with its time, never deleted, and its defaults are used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -25,10 +26,12 @@ T = TypeVar("T")
 
 
 class StateDir:
+    """The state directory: durable files, read strictly, written atomically."""
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def prepare(self) -> None:
+        """Make the directory, and remove what a killed writer left."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -89,14 +92,13 @@ class StateDir:
             finally:
                 os.close(dir_fd)
         except OSError as err:
-            try:
+            with contextlib.suppress(OSError):
                 tmp.unlink()
-            except OSError:
-                pass
             raise StoreError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def dump(value: Any) -> bytes:
+    """JSON as the state files keep it: indented, UTF-8, one newline at the end."""
     return json.dumps(value, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
 
 

@@ -77,6 +77,7 @@ class Notifier:
             self._send("WATCHDOG=1")
 
     def stopping(self) -> None:
+        """Tell systemd the daemon is stopping."""
         self._send("STOPPING=1")
 
     def reloading(self) -> None:
@@ -170,6 +171,7 @@ class JournalFields(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Attach the event's kind to the record, as a journal field."""
         for name, value in list(vars(record).items()):
             if name.startswith(FIELD_PREFIX):
                 setattr(record, name.upper(), value)
@@ -228,6 +230,7 @@ class RepeatFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Let the first of a message through; count its repeats."""
         if hasattr(record, "plugd_repeats"):  # a count of ours, on its way through
             return True
         key = (record.name, record.levelno, _message(record))

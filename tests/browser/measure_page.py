@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import CHROMIUM, CHROMIUM_ARGS, MISSING, start_plugd  # noqa: E402
-from tests.support import PlugdProcess  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, MISSING, start_plugd
 
-from plugd.ctl import ask  # noqa: E402
+from plugd.ctl import ask
+from tests.support import PlugdProcess
 
 WATCH = """() => {
   window.__shown = [];

@@ -93,7 +93,8 @@ def test_the_configuration_is_exported_and_a_bad_import_changes_nothing(open_pag
     bad.write_text(json.dumps({**config, "recipes": [{"name": "x"}],
                                "settings": {"node.name": "Renamed"}}))
     page.set_input_files("#import-file", str(bad))
-    expect(page.locator("#config-form .form-error")).to_contain_text("Nothing was imported: config.recipes[0]")
+    expect(page.locator("#config-form .form-error")).to_contain_text(
+        "Nothing was imported: config.recipes[0]")
     assert plug.ask("status")["nodeName"] == "TestPlug"
 
     page.set_input_files("#import-file", str(exported))

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Client, sim_config
 from gpiozero.pins.mock import MockFactory
 from websockets.asyncio.client import connect
 
-from conftest import Client, sim_config
 from plugd.service.daemon import Daemon
 
 RELAY_PIN = 17

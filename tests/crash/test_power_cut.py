@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from plugd.service.meter import ENERGY_FILE
 from plugd.core.metering import EnergyCounter
 from plugd.core.model import ThingId
+from plugd.service.meter import ENERGY_FILE
 
 from .process import Client, Plugd, write_config
 

@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from tests.support import wait_for
-from tests.support import stop_process
 from mesh import netns
+from tests.support import stop_process, wait_for
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent

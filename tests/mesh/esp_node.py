@@ -14,6 +14,7 @@ nodes file: what the firmware keeps in its node list.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -40,7 +41,7 @@ def clock_text(now: datetime) -> str:
 
 def subnet_broadcast(address: str) -> str:
     """The firmware's broadcast address: its own with the last octet set to 255 (it assumes /24)."""
-    return ".".join(address.split(".")[:3] + ["255"])
+    return ".".join([*address.split(".")[:3], "255"])
 
 
 def datagram(node_id: int, name: str, temperature: float, humidity: float, now: datetime) -> bytes:
@@ -95,11 +96,9 @@ def run(args: argparse.Namespace) -> None:
         now = time.monotonic()
         if now >= next_send:
             temperature = read_temperature(args.temperature_file, temperature)
-            try:
+            with contextlib.suppress(OSError):  # the link is down: the firmware tries again
                 sock.sendto(datagram(args.id, args.name, temperature, args.humidity, datetime.now()),
                             target)
-            except OSError:
-                pass  # the link is down: the firmware, too, just tries again next interval
             next_send = now + args.interval
         readable, _, _ = select.select([sock], [], [], max(0.0, next_send - time.monotonic()))
         if not readable:

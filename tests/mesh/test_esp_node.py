@@ -9,9 +9,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from tests.support import free_port, wait_for
 from mesh.esp_node import clock_text, datagram, heard, subnet_broadcast
 from plugd.core.wire import decode
+from tests.support import free_port, wait_for
 
 HERE = Path(__file__).parent
 

@@ -12,11 +12,10 @@ import time
 
 import pytest
 
-from tests.support import wait_for
 from mesh import netns
-from mesh.conftest import (BRIDGE, BROADCAST, INTERVAL, OFFLINE_AFTER, SUBNET, Mesh, PlugNode,
-                           mac_node_id)
+from mesh.conftest import BRIDGE, BROADCAST, INTERVAL, OFFLINE_AFTER, SUBNET, Mesh, PlugNode, mac_node_id
 from plugd.core.model import Relation
+from tests.support import wait_for
 
 PROBLEM = netns.unusable()
 if PROBLEM:

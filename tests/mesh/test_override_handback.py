@@ -4,8 +4,8 @@ The namespace mesh drives this path from another node's value; here the source i
 sent on loopback, so it runs without root.
 """
 
-from tests.support import send_udp
 from plugd.core.model import ThingId
+from tests.support import send_udp
 
 SOURCE = 777
 RECIPE = {"id": 1, "name": "follow 777", "sourceNodeId": SOURCE, "sourceThingId": 1, "relation": 0,

@@ -40,11 +40,14 @@ class Host(Protocol):
     auth: Auth
     config: Config
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]:
+        """What `request_status` answers."""
 
-    def history(self) -> list[list[float | None]]: ...
+    def history(self) -> list[list[float | None]]:
+        """The last 10 minutes of power, for `request_history`."""
 
-    async def save_settings(self, changes: dict[str, Any]) -> None: ...
+    async def save_settings(self, changes: dict[str, Any]) -> None:
+        """Check, keep and apply settings from the page; ConfigError names a bad one."""
 
 
 #: The commands every daemon answers.

@@ -22,6 +22,7 @@ async def _request_session(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 
 
 def text(msg: dict[str, Any], key: str) -> str:
+    """A non-empty string field, or a ValidationError naming it."""
     value = msg.get(key)
     if not isinstance(value, str) or not value:
         raise ValidationError(key, "is missing" if key not in msg else f"expected a string, got "

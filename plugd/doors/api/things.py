@@ -6,7 +6,18 @@ from dataclasses import replace
 from typing import Any
 
 from plugd.core import validate
-from plugd.core.model import MAX_NODE_ID, OFF, ON, Thing, ThingId, ThingType, describe, read_bool, read_float, read_int
+from plugd.core.model import (
+    MAX_NODE_ID,
+    OFF,
+    ON,
+    Thing,
+    ThingId,
+    ThingType,
+    describe,
+    read_bool,
+    read_float,
+    read_int,
+)
 from plugd.doors.api.base import Api, command, nested
 from plugd.errors import StoreError, ValidationError
 from plugd.service.plug import Plug

@@ -47,6 +47,7 @@ FAULTS = (None, "nack", "gone", "garbage", "stuck")
 
 
 class VoltageSource(Protocol):
+    """What feeds the emulated inputs: volts at each AIN at a time."""
     def volts(self, channel: int, t0: float, t1: float) -> float:
         """Mean voltage of AIN<channel> against GND over [t0, t1]."""
 
@@ -54,9 +55,11 @@ class VoltageSource(Protocol):
 class DrivenPin(Protocol):
     """What the emulator needs of ALERT/RDY: gpiozero's MockPin is one."""
 
-    def drive_low(self) -> None: ...
+    def drive_low(self) -> None:
+        """Pull the pin low (ALERT/RDY asserted, active low)."""
 
-    def drive_high(self) -> None: ...
+    def drive_high(self) -> None:
+        """Release the pin high."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,23 +169,28 @@ class ADS1115Emulator:
     # The bus, as adafruit_bus_device uses it.
 
     def try_lock(self) -> bool:
+        """As busio's: the emulated bus is always free."""
         return self._bus_lock.acquire(blocking=False)
 
     def unlock(self) -> None:
+        """As busio's: nothing to release."""
         self._bus_lock.release()
 
     def writeto(self, address: int, buffer: bytes | bytearray, *, start: int = 0,
                 end: int | None = None) -> None:
+        """An I2C write: a register pointer, and a register's new value."""
         self._transfer(address, bytes(buffer[start:end]), None, 0, None)
 
     def readfrom_into(self, address: int, buffer: bytearray, *, start: int = 0,
                       end: int | None = None) -> None:
+        """An I2C read of the register the pointer names."""
         self._transfer(address, b"", buffer, start, end)
 
     def writeto_then_readfrom(self, address: int, buffer_out: bytes | bytearray,
                               buffer_in: bytearray, *, out_start: int = 0,
                               out_end: int | None = None, in_start: int = 0,
                               in_end: int | None = None) -> None:
+        """A write of the pointer, then a read of its register."""
         self._transfer(address, bytes(buffer_out[out_start:out_end]), buffer_in, in_start, in_end)
 
     # Test and benchmark hooks.

@@ -64,6 +64,7 @@ class StandInGPIO(types.ModuleType):
     # --- RPi.GPIO's API -----------------------------------------------------
 
     def setmode(self, mode: int) -> None:
+        """RPi.GPIO's setmode: BCM or BOARD, once."""
         with self._lock:
             if mode not in (self.BCM, self.BOARD):
                 raise ValueError("An invalid mode was passed to setmode()")
@@ -72,13 +73,16 @@ class StandInGPIO(types.ModuleType):
             self._mode = mode
 
     def getmode(self) -> int | None:
+        """RPi.GPIO's getmode."""
         return self._mode
 
     def setwarnings(self, flag: bool) -> None:
+        """RPi.GPIO's setwarnings: recorded, nothing else."""
         self._warnings = bool(flag)
 
     def setup(self, channel: int | Iterable[int], direction: int, pull_up_down: int = PUD_OFF,
               initial: int = -1) -> None:
+        """RPi.GPIO's setup: a pin as input or output, with its initial level."""
         with self._lock:
             self._check_usable()
             if direction not in (self.IN, self.OUT):
@@ -105,6 +109,7 @@ class StandInGPIO(types.ModuleType):
                     self._pull[pin] = pull_up_down
 
     def output(self, channel: int | Iterable[int], value: int | Iterable[int]) -> None:
+        """RPi.GPIO's output: drive pins, recorded with the time for the decoders."""
         with self._lock:
             self._check_usable()
             pins = self._channels(channel)
@@ -119,6 +124,7 @@ class StandInGPIO(types.ModuleType):
                 self._drive(pin, self.HIGH if level else self.LOW)
 
     def input(self, channel: int) -> int:
+        """RPi.GPIO's input: the level a pin reads."""
         with self._lock:
             if self._mode is None:
                 raise RuntimeError(_NO_MODE)

@@ -12,18 +12,19 @@ from dataclasses import dataclass
 
 from gpiozero.pins.mock import MockFactory
 
-from plugd.service.config import Config
+from plugd.chips import ACS712_MODELS
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.gpio import StandInGPIO, install
 from plugd.hardware.sim.mains import MainsModel
 from plugd.hardware.sim.tm1637 import TM1637Chip
-from plugd.chips import ACS712_MODELS
+from plugd.service.config import Config
 
 ALERT_HISTORY = 64
 
 
 @dataclass
 class Simulation:
+    """The simulated chips of a `--simulate` plug: mains, ADC, GPIO and display decoder."""
     mains: MainsModel
     adc: ADS1115Emulator
     gpio: StandInGPIO
@@ -31,6 +32,7 @@ class Simulation:
     display: TM1637Chip | None
 
     def close(self) -> None:
+        """Stop the emulated chips."""
         self.adc.stop()
 
 
