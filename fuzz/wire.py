@@ -42,7 +42,7 @@ def build_plug(state_dir: Path, factory: MockFactory) -> Plug:
     plug = Plug(node_id=NODE_ID, node_name="FuzzPlug", state=state,
                 registry=Registry(NODE_ID, max_nodes=16), power_on_state="off",
                 open_relay=lambda on: Relay(RELAY_PIN, active_high=True, initial=on,
-                                                pin_factory=factory))
+                                            pin_factory=factory), save=state.write)
     plug.recipes.replace_all(RECIPES)
     return plug
 

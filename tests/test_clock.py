@@ -90,7 +90,7 @@ def test_offline_detection_and_last_heard_follow_the_monotonic_clock(tmp_path):
     clocks = {"wall": local(DAY, 12), "mono": 500.0}
     plug = Plug(node_id=OWN, node_name="TestPlug", state=StateDir(tmp_path), open_relay=None,
                 registry=Registry(OWN, offline_after=15.0), wall=lambda: clocks["wall"],
-                monotonic=lambda: clocks["mono"])
+                monotonic=lambda: clocks["mono"], save=StateDir(tmp_path).write)
     plug.receive(b"777:Peer&1:1.00", "127.0.0.1")
     for wall_step in (+5 * HOUR, -10 * HOUR, +30 * 24 * HOUR):
         clocks["wall"] += wall_step

@@ -115,7 +115,7 @@ def wired_plug(tmp_path, factory):
     plug = Plug(node_id=NODE_ID, node_name="TestPlug", state=state,
                 registry=Registry(NODE_ID, max_nodes=4), power_on_state="off",
                 open_relay=lambda on: Relay(RELAY_PIN, active_high=True, initial=on,
-                                            pin_factory=factory))
+                                            pin_factory=factory), save=state.write)
     plug.recipes.replace_all(WIRE_RECIPES)
     return plug
 

@@ -30,7 +30,7 @@ def make_plug(state_dir, factory, *, power_on_state="last", active_high=True, cl
     return Plug(node_id=OWN, node_name="TestPlug", state=StateDir(state_dir),
                 open_relay=lambda on: Relay(PIN, active_high=active_high, initial=on, pin_factory=factory),
                 registry=Registry(OWN, offline_after=15.0), power_on_state=power_on_state,
-                wall=lambda: WALL, monotonic=clock.monotonic)
+                wall=lambda: WALL, monotonic=clock.monotonic, save=StateDir(state_dir).write)
 
 
 def pin_history(factory):

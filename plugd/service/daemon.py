@@ -27,6 +27,7 @@ from plugd.core.registry import Peer, Registry
 from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import Auth
 from plugd.doors.mdns import Announcer
+from plugd.doors.messages import message, thing_update
 from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
 from plugd.doors.web import WebServer
 from plugd.errors import ConfigError, HardwareError
@@ -340,18 +341,18 @@ class Daemon:
         if not self.web.clients:  # the messages below cost more than the packet that made them
             return
         if change.thing is not None:
-            self.web.push(self.plug.thing_update(change.thing))
+            self.web.push(thing_update(self.plug, change.thing))
         elif change.peer is not None:
             self._node_pushes.request(change.peer.id, change.peer)
         elif change.event is not None:
-            self.web.push(self.plug.message("event", event=change.event.to_json()))
+            self.web.push(message(self.plug, "event", event=change.event.to_json()))
 
     def _push_node(self, peer: Peer) -> None:
-        self.web.push(self.plug.message("node_update", node=peer.to_json(self.plug.monotonic())))
+        self.web.push(message(self.plug, "node_update", node=peer.to_json(self.plug.monotonic())))
 
     def _push_things(self) -> None:
         for thing in self.plug.things.values():
-            self.web.push(self.plug.thing_update(thing))
+            self.web.push(thing_update(self.plug, thing))
 
     # --- status and reload ----------------------------------------------------
 

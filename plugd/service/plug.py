@@ -18,7 +18,7 @@ from typing import Any
 from plugd.core import validate
 from plugd.core.events import Event, EventLog
 from plugd.core.meshkey import Guard, Signer
-from plugd.core.model import ON, Recipe, Thing, ThingType, default_things
+from plugd.core.model import ON, Recipe, Thing, default_things
 from plugd.core.plug import Cause, Change, Now, Output, PlugCore
 from plugd.core.recipes import RecipeBook, parse_outcomes
 from plugd.core.registry import Registry, parse_records
@@ -42,9 +42,13 @@ class Plug:
     def __init__(self, *, node_id: int, node_name: str, state: StateDir,
                  open_relay: Callable[[bool], Relay] | None, registry: Registry,
                  power_on_state: str = "last", wall: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 save: Callable[[str, bytes], None] | None = None) -> None:
         self.state = state
         self.writer = Writer(state)
+        #: The store outlet: a background write on the event loop; a caller with no loop (a
+        #: fuzzer, a synchronous test) passes a writer of its own, such as `state.write`.
+        self._save = save or self._save_in_background
         self.wall = wall
         self.monotonic = monotonic
         self.listeners: list[Callable[[Change], None]] = []
@@ -209,7 +213,7 @@ class Plug:
             if what == "nodes":
                 self._nodes_dirty = True
             else:
-                self.save_later(FILES[what], self._content(what))
+                self._save(FILES[what], dump(self._content(what)))
         if out.broadcast and self.on_broadcast is not None:
             self.on_broadcast()
         return refused
@@ -223,15 +227,10 @@ class Plug:
 
     # --- persistence --------------------------------------------------------------------
 
-    def save_later(self, name: str, data: Any) -> None:
-        """Save in the background (the caller does not wait); failures are logged."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a synchronous test): write at once
-            self.state.write(name, dump(data))
-            return
-        task = loop.create_task(self.writer.save(name, dump(data)))
-        # The writer logs a failed write; retrieving the exception keeps asyncio quiet about it.
+    def _save_in_background(self, name: str, data: bytes) -> None:
+        """Save without waiting; the writer logs a failure."""
+        task = asyncio.get_running_loop().create_task(self.writer.save(name, data))
+        # Retrieving the exception keeps asyncio quiet about one the writer logged already.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def save_things(self) -> None:
@@ -284,16 +283,3 @@ class Plug:
     def datagram(self) -> bytes:
         """This node's broadcast, in the firmware's format."""
         return self.core.datagram(self.wall())
-
-    def message(self, command: str, **fields: Any) -> dict[str, Any]:
-        """A WebSocket message: every one names its command and this node."""
-        return {"command": command, "nodeId": self.node_id, "nodeName": self.node_name, **fields}
-
-    def thing_update(self, thing: Thing) -> dict[str, Any]:
-        """The push that tells pages a thing's new value."""
-        message = self.message("thing_update", thingId=thing.id, thingName=thing.name,
-                               lastUpdate=thing.last_updated, value=thing.value,
-                               valid=thing.id not in self.invalid)
-        if thing.type == ThingType.CLOCK:
-            message["text"] = self.wire_text(thing)
-        return message

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from plugd.core.model import describe, require_object
 from plugd.core.plug import Cause
+from plugd.doors.messages import message
 from plugd.errors import PlugdError, ValidationError
 from plugd.service.plug import Plug
 
@@ -116,7 +117,7 @@ class Api:
 
     def answer(self, command_name: str, **fields: Any) -> dict[str, Any]:
         """An answer frame: every one names its command and this node."""
-        return self.plug.message(command_name, **fields)
+        return message(self.plug, command_name, **fields)
 
     async def handle(self, text: str | bytes) -> dict[str, Any]:
         """Answer one request frame; never raises for bad input."""
