@@ -210,6 +210,47 @@ async def test_export_then_import_round_trips_and_a_bad_import_changes_nothing(c
     assert [r.name for r in daemon.plug.recipes] == ["heat"]
 
 
+@pytest.mark.parametrize("change, error", [
+    ({"version": 2}, "config.version: expected 1, got 2"),
+    ({"recipes": {}}, "config.recipes: expected a list, got an object"),
+    ({"settings": {"display.brightness": 9}}, "config.settings.display.brightness: must be between"),
+    ({"settings": {"relay.pin": 4}}, "config.settings.relay.pin: cannot be changed here"),
+    ({"settings": {"node.name": "a&b"}}, "config.settings.node.name: must not contain '&'"),
+    ({"settings": []}, "config.settings: expected an object"),
+    ({"things": {}}, "config.things: expected a list"),
+    ({"things": [7]}, "config.things[0]: expected an object"),
+    ({"things": [{"override": True}]}, "config.things[0].id: is missing"),
+    ({"things": [{"id": 99, "override": True}]}, "config.things[0].id: there is no local thing 99"),
+    ({"things": [{"id": 1, "type": 0, "override": True}]},
+     "config.things[0].type: thing 1 (Plug) is a SWITCH"),
+    ({"things": [{"id": 2, "override": True}, {"id": 1, "override": "yes"}]},
+     "config.things[1].override: expected true or false"),
+    ({"calibration": {"current_gain": 9, "voltage": 230, "power_factor": 1}},
+     "config.calibration.current_gain: must be between"),
+    ({"calibration": {"current_gain": 1, "power_factor": 1}}, "config.calibration.voltage: is missing"),
+    ({"calibration": "230 V"}, "config.calibration: expected an object"),
+])
+async def test_an_import_checks_each_part_as_its_own_command_does_and_changes_nothing(
+        client, daemon, change, error):
+    await client.ask({"command": "save_recipe", "recipe": RECIPE})
+    await client.ask({"command": "save_settings", "settings": {"display.brightness": 3}})
+    exported = (await client.ask({"command": "export_config"}))["config"]
+    await daemon.plug.writer.flush()
+    files = {p.name: p.read_bytes() for p in daemon.plug.state.path.glob("*.json")}
+    good = {**exported, "recipes": [{**RECIPE, "id": 5, "name": "new"}],
+            "settings": {"mesh.interval": 7}, "things": [{"id": 1, "override": True}]}
+    refused = await client.ask({"command": "import_config", "config": {**good, **change}})
+    assert refused["command"] == "error" and refused["error"].startswith(error), refused
+    await daemon.plug.writer.flush()
+    assert {p.name: p.read_bytes() for p in daemon.plug.state.path.glob("*.json")} == files
+    assert [r.id for r in daemon.plug.recipes] == [1] and daemon.config.mesh.interval == 5
+    assert not daemon.plug.things[ThingId.PLUG].override
+    # the same import without the fault goes through, part by part
+    assert (await client.ask({"command": "import_config", "config": good}))["success"]
+    assert [r.id for r in daemon.plug.recipes] == [5] and daemon.config.mesh.interval == 7
+    assert daemon.plug.things[ThingId.PLUG].override
+
+
 async def test_an_import_cut_short_by_the_disk_says_what_was_stored(client, daemon, monkeypatch):
     await client.ask({"command": "save_recipe", "recipe": RECIPE})
     exported = (await client.ask({"command": "export_config"}))["config"]

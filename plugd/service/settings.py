@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugd.core.model import require_object
-from plugd.errors import ValidationError
+from plugd.errors import ConfigError, ValidationError
 from plugd.service.config import Config, updated
 from plugd.service.store import StateDir
 
@@ -29,9 +29,13 @@ def parse(obj: Any, where: str = "settings") -> dict[str, Any]:
     return dict(obj)
 
 
-def apply(config: Config, settings: dict[str, Any]) -> Config:
-    """The configuration with the settings laid over it; ConfigError names a bad one."""
-    return updated(config, settings)
+def apply(config: Config, settings: dict[str, Any], where: str = "settings") -> Config:
+    """The configuration with the settings laid over it; ConfigError names a bad one under
+    `where`, as `parse` names an unknown one."""
+    try:
+        return updated(config, settings)
+    except ConfigError as err:
+        raise ConfigError(f"{where}.{err.field}" if err.field else where, err.problem) from None
 
 
 def view(config: Config) -> dict[str, Any]:

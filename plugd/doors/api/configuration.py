@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugd.core import validate
-from plugd.core.metering import Calibration
-from plugd.core.model import describe, read_bool, read_float, read_int, require_object
+from plugd.core.model import describe, read_float, read_int
 from plugd.doors.api.base import Api, command, nested
 from plugd.errors import StoreError, ValidationError
 from plugd.service import settings
@@ -34,7 +33,6 @@ async def _calibrate(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     api.plug.record("meter", f"calibrated: {what}" + (f" = {value:g}" if value is not None else ""),
                     api.cause, "calibration")
     return api.answer("response_calibrate", success=True, calibration=calibration.to_json())
-
 
 
 @command("request_settings")
@@ -78,17 +76,17 @@ async def _import_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     if version != EXPORT_VERSION:
         raise ValidationError("config.version", f"expected {EXPORT_VERSION}, got {version}")
     recipes = validate.recipes(config.get("recipes", []), plug.things, "config.recipes")
-    changes = settings.parse(config.get("settings") or {}, "config.settings")
-    settings.apply(api.host.config, changes)  # checked before anything is stored
+    given = config.get("settings")
+    changes = settings.parse({} if given is None else given, "config.settings")
+    settings.apply(api.host.config, changes, "config.settings")  # checked before anything is stored
     overrides = {}
-    for i, thing in enumerate(_list(config, "things")):
-        obj = require_object(thing, f"config.things[{i}]")
-        thing_id = read_int(obj, "id", f"config.things[{i}]")
-        if thing_id in plug.things and "override" in obj:
-            overrides[thing_id] = read_bool(obj, "override", f"config.things[{i}]")
+    for i, obj in enumerate(_list(config, "things")):
+        update = validate.thing_override(obj, plug.things, f"config.things[{i}]")
+        if update.override is not None:
+            overrides[update.thing.id] = update.override
     calibration = None
-    if config.get("calibration") is not None and meter is not None:
-        calibration = Calibration.from_json(config["calibration"])
+    if config.get("calibration") is not None:  # checked even by a plug with no meter to take it
+        calibration = validate.calibration(config["calibration"], "config.calibration")
     # Each part is stored whole or not at all; a disk failing between parts is told exactly.
     stored: list[str] = []
     before = {thing_id: plug.things[thing_id].override for thing_id in overrides}

@@ -54,7 +54,6 @@ async def _simulate_fault(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     return api.answer("response_simulate_fault", success=True, chip=chip, fault=fault)
 
 
-
 @command("simulate_hang", COMMANDS)
 async def _simulate_hang(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     """Only under --simulate: block the event loop, as a bug would, to see the watchdog act."""

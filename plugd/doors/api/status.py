@@ -17,7 +17,6 @@ async def _request_events(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     return api.answer("response_events", events=[e.to_json() for e in api.plug.events])
 
 
-
 @command("request_history")
 async def _request_history(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     """The last 10 minutes of power, one point a second: [seconds since 2000, W or null]."""

@@ -12,10 +12,7 @@ from plugd.core.model import (
     ON,
     Thing,
     ThingId,
-    ThingType,
     describe,
-    read_bool,
-    read_float,
     read_int,
 )
 from plugd.doors.api.base import Api, command, nested
@@ -55,18 +52,10 @@ async def _request_recipes(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 async def _save_thing(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     """Update `type`, `value` and `override` of a thing; each is optional."""
     plug = api.plug
-    obj = nested(msg, "thing")
-    thing_id = read_int(obj, "id", "thing", low=1, high=MAX_NODE_ID)
-    thing = plug.things.get(thing_id)
-    if thing is None:
-        raise ValidationError("thing.id", f"there is no local thing {thing_id}")
-    if "type" in obj:
-        kind = read_int(obj, "type", "thing", low=0, high=len(ThingType) - 1)
-        if kind != thing.type:
-            raise ValidationError("thing.type", f"thing {thing_id} ({thing.name}) is a "
-                                                f"{thing.type.name} and cannot change type")
-    override = read_bool(obj, "override", "thing") if "override" in obj else thing.override
-    value = _settable_value(plug, thing_id, obj, "thing.value") if "value" in obj else thing.value
+    update = validate.thing_update(nested(msg, "thing"), plug.things, "thing")
+    thing, thing_id = update.thing, update.thing.id
+    value = thing.value if update.value is None else update.value
+    override = thing.override if update.override is None else update.override
     # The value first: switching override off hands the thing to its recipes, which decide last.
     plug.set_thing(thing_id, value, api.cause)
     if override != thing.override:
@@ -98,15 +87,6 @@ async def _save_things(api: Api, before: Thing, value: float, override: bool) ->
         if thing.value == value != before.value:
             plug.set_thing(before.id, before.value, api.cause)
         raise StoreError(f"nothing changed: {err}") from None
-
-
-def _settable_value(plug: Plug, thing_id: int, obj: dict[str, Any], field: str) -> float:
-    key = field.rpartition(".")[2]
-    value = read_float(obj, key, field.rpartition(".")[0])
-    thing = plug.things[thing_id]
-    if value == thing.value:
-        return value  # pages send the whole thing back; an unchanged measured value is fine
-    return validate.thing_value(thing, value, field)
 
 
 @command("save_recipe")
