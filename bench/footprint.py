@@ -75,10 +75,10 @@ def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
 def settled_status(http_port: int) -> dict[str, Any]:
     """The daemon's status once its received counter stops moving (its queue is drained)."""
     url = f"ws://127.0.0.1:{http_port}/ws"
-    status = ask(url, {"command": "request_status"}, 5.0, None)
+    status = ask(url, {"command": "request_status"}, 5.0, [])
     for _ in range(20):
         time.sleep(0.5)
-        latest = ask(url, {"command": "request_status"}, 5.0, None)
+        latest = ask(url, {"command": "request_status"}, 5.0, [])
         if latest["counters"]["received"] == status["counters"]["received"]:
             return latest
         status = latest

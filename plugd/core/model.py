@@ -204,17 +204,6 @@ def require_object(value: Any, where: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class Node:
-    """A node on the mesh: its id and name, as the firmware's pages list them."""
-    id: int
-    name: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The firmware's shape."""
-        return {"id": self.id, "name": self.name}
-
-
-@dataclass(frozen=True, slots=True)
 class Thing:
     """One value a node owns (the relay, the power, a temperature), in the firmware's shape."""
     id: int
