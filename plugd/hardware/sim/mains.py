@@ -13,6 +13,11 @@ import math
 import random
 from collections.abc import Callable, Mapping
 
+from plugd.chips import ACS712_MODELS, ACS712_SUPPLY
+
+#: The sensor a mains model stands behind unless told otherwise.
+DEFAULT_SENSOR = ACS712_MODELS["ACS712-30A"]
+
 #: Points per period of the highest harmonic when a clipped output is averaged numerically.
 CLIP_POINTS_PER_PERIOD = 32
 CLIP_POINTS = (16, 4096)
@@ -35,9 +40,10 @@ class MainsModel:
 
     def __init__(self, *, amps_rms: float = 0.0, volts: float = 230.0, frequency: float = 50.0,
                  power_factor: float = 1.0, harmonics: Mapping[int, float] | None = None,
-                 sensitivity: float = 0.066, zero_volts: float = 2.5,
-                 drift_volts_per_hour: float = 0.0, noise_rms_volts: float = 0.0012,
-                 supply_volts: float = 5.0, divider: float = 1.0,
+                 sensitivity: float = DEFAULT_SENSOR.volts_per_amp, zero_volts: float = 2.5,
+                 drift_volts_per_hour: float = 0.0,
+                 noise_rms_volts: float = DEFAULT_SENSOR.noise_volts,
+                 supply_volts: float = ACS712_SUPPLY, divider: float = 1.0,
                  relay_on: Callable[[], bool] = lambda: True, channel: int = 0,
                  seed: int | None = None) -> None:
         for name, value in (("volts", volts), ("frequency", frequency),
