@@ -82,3 +82,20 @@ def test_noise_never_evicts_an_important_event_within_its_quota(noise, important
     for i, kind in enumerate(noise):
         log.add(event(100 + i, kind, f"n{i}", f"n{i}"))
     assert [e for e in log if e.kind in IMPORTANT] == kept
+
+
+@given(events)
+def test_every_event_is_counted_once_and_only_under_its_own_kind_subject_and_message(steps):
+    log = EventLog(important=len(steps) + 1, noise=len(steps) + 1, repeat_window=50)
+    added: dict[tuple[str, str, str], int] = {}
+    t = 0
+    for kind, subject, message, gap in steps:
+        t += gap
+        log.add(event(t, kind, f"s{subject}", f"m{message}", cause=f"c{t}"))
+        key = (kind, f"s{subject}", f"m{message}")
+        added[key] = added.get(key, 0) + 1
+    counted: dict[tuple[str, str, str], int] = {}
+    for e in log:
+        counted[(e.kind, e.subject, e.message)] = counted.get((e.kind, e.subject, e.message), 0) + e.count
+        assert e.cause == f"c{e.latest}"  # the newest cause is kept
+    assert counted == added

@@ -377,6 +377,30 @@ def test_only_identical_messages_are_repeats(logger: logging.Logger, clock: Cloc
     assert handler.lines == ["node A online", "node B online", "node A online", "node A online"]
 
 
+def test_a_storm_of_distinct_messages_follows_a_bounded_number(logger: logging.Logger,
+                                                               clock: Clock) -> None:
+    handler = Collect()
+    repeat = RepeatFilter(window=60.0, clock=clock, runs=3)
+    handler.addFilter(repeat)
+    logger.addHandler(handler)
+    logger.info("node 1 online")
+    logger.info("node 1 online")
+    for node in range(2, 6):
+        logger.info("node %d online", node)
+    clock.now += 5
+    logger.info("node 5 online")  # followed: a repeat, held back
+    logger.info("node 2 online")  # no longer followed: told again (and node 3 ends)
+    logger.info("node 4 online")  # followed: held back
+    assert handler.lines == ["node 1 online", "node 2 online", "node 3 online",
+                             "node 1 online (repeated 1 times in the last 0 s)", "node 4 online",
+                             "node 5 online", "node 2 online"]
+    repeat.flush()
+    clock.now += 60
+    repeat.flush()
+    assert handler.lines[7:] == ["node 4 online (repeated 1 times in the last 65 s)",
+                                 "node 5 online (repeated 1 times in the last 65 s)"]
+
+
 def test_flush_sums_up_without_a_next_record(logger: logging.Logger, clock: Clock,
                                              collected: tuple[Collect, RepeatFilter]) -> None:
     handler, repeat = collected

@@ -4,14 +4,18 @@ Pure: the caller passes each event's time. Two rules keep it useful under a
 storm (a password guesser, spoofed node ids):
 
 - only identical events (same kind, subject and message) are summarised, as
-  one entry with a count, the time of the latest and the latest cause; "relay
-  on" and "relay off", or two nodes, are never merged;
-- important kinds and noisy kinds have quotas of their own, so no amount of
-  noise pushes a relay, recipe, protection or fault event out.
+  one entry with a count, the time of the latest and the latest cause, while
+  the latest is under an hour old (a window in seconds, not in entries, so a
+  storm folds into one line however it interleaves); "relay on" and "relay
+  off", or two nodes, are never merged;
+- important kinds (200 entries) and noisy kinds (100) have quotas of their
+  own, so no amount of noise pushes a relay, recipe, protection or fault
+  event out.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -20,6 +24,7 @@ from typing import Any
 #: Kinds a person needs to understand what the plug did; the rest (logins, nodes) are noise.
 IMPORTANT = frozenset({"relay", "recipe", "protection", "fault", "thing", "config", "meter",
                        "schedule"})
+#: Entries kept of the important kinds, and of all others: 300 lines at most, whatever happens.
 IMPORTANT_KEPT = 200
 NOISE_KEPT = 100
 #: An identical event within this many seconds of the last one joins it as a repeat.
@@ -79,8 +84,9 @@ class EventLog:
         return event
 
     def __iter__(self) -> Iterator[Event]:
-        """All kept events, oldest first (a repeat counts from its latest occurrence)."""
-        return (event for _, event in sorted([*self._important, *self._noise]))
+        """All kept events, oldest first: in the order they were added, so a clock step cannot
+        reorder them, and a repeat counts from its latest occurrence."""
+        return (event for _, event in heapq.merge(self._important, self._noise))
 
     def __len__(self) -> int:
         """How many entries are kept (a summarised repeat is one)."""

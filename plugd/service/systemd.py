@@ -220,12 +220,17 @@ class RepeatFilter(logging.Filter):
     are repeats: the same logger, level and message as rendered, so "node A online" and "node B
     online" are two messages and both reach the journal. The count is logged by the first
     record after the window, or by `flush()`. Attach it to a handler.
+
+    At most `runs` messages are followed at once: a storm of distinct messages (spoofed node
+    ids) ends the oldest run early, with its count, rather than growing without bound.
     """
 
-    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 runs: int = 1024) -> None:
         super().__init__()
         self.window = window
         self.clock = clock
+        self.runs = runs
         self._runs: dict[tuple[str, int, str], _Run] = {}  # in the order they started
         self._lock = threading.Lock()
 
@@ -238,6 +243,7 @@ class RepeatFilter(logging.Filter):
             summaries = self._expire()
             run = self._runs.get(key)
             if run is None:
+                summaries += self._make_room()
                 self._runs[key] = _Run(self.clock())
             else:
                 run.count += 1
@@ -259,6 +265,15 @@ class RepeatFilter(logging.Filter):
             if now - run.started < self.window:
                 break
             del self._runs[key]
+            if run.last is not None:
+                summaries.append(self._summary(run, now))
+        return summaries
+
+    def _make_room(self) -> list[logging.LogRecord]:
+        now = self.clock()
+        summaries = []
+        while self._runs and len(self._runs) >= self.runs:
+            run = self._runs.pop(next(iter(self._runs)))
             if run.last is not None:
                 summaries.append(self._summary(run, now))
         return summaries

@@ -43,6 +43,7 @@ export function startEvents(conn, views) {
       el("span", { class: "message" }, e.message, repeats ? " " : null, repeats),
       e.cause ? el("span", { class: "muted cause" }, causeText(e.cause)) : null);
     item.dataset.identity = identity(e);
+    item.dataset.count = String(e.count ?? 1);
     return item;
   }
 
@@ -55,11 +56,13 @@ export function startEvents(conn, views) {
 
   conn.on("event", (m) => {
     if (!loaded || !m.event) return;
-    if (m.event.count > 1) {  // a repeat: it replaces the line it summarises
-      const key = identity(m.event);
-      const old = [...list.children].find((li) => li.dataset.identity === key);
-      if (old) old.remove();
-    }
+    // A repeat takes the place of the (newest) line it summarises, on top as the daemon keeps
+    // it; one that counts no more than that line tells nothing new.
+    const key = identity(m.event);
+    const old = m.event.count > 1
+      ? [...list.children].find((li) => li.dataset.identity === key) : null;
+    if (old && Number(old.dataset.count) >= m.event.count) return;
+    old?.remove();
     list.prepend(row(m.event));
     while (list.children.length > KEEP) list.lastElementChild.remove();
   });
