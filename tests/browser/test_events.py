@@ -38,3 +38,18 @@ def test_events_say_why_in_words_and_repeats_are_one_line(open_page, plug):
     expect(first).to_contain_text("relay on")
     expect(first.locator(".cause")).to_have_text("by recipe 1: Kitchen thing 5 below 19")
     assert tab.errors == []
+
+
+def test_a_pushed_repeat_updates_its_line_on_the_open_page(open_page, plug):
+    tab = open_page().open()
+    page = tab.page
+    tab.view("events")
+    expect(page.locator("#event-list li").first).to_contain_text("relay off at start")
+    with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
+        for _ in range(3):
+            assert not ask(ws, {"command": "login", "password": "not it"})["success"]
+    failed = page.locator("#event-list li", has_text="failed login")
+    expect(failed.locator(".repeats")).to_contain_text("×3")
+    expect(failed).to_have_count(1)
+    expect(page.locator("#event-list li").first).to_contain_text("failed login")
+    assert tab.errors == []
