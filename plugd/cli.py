@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import faulthandler
 import logging
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--simulate", action="store_true",
                    help="run against simulated chips; mesh on loopback, page on port 8080")
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    p.add_argument("--gen-key", action="store_true",
+                   help="print a new [mesh] mesh_key (192 random bits) and exit")
     p.add_argument("--http-port", type=int, metavar="N", help="port of the page and /ws")
     p.add_argument("--udp-port", type=int, metavar="N", help="mesh port (ESP8266 nodes use 2390)")
     p.add_argument("--state-dir", metavar="DIR", help="where things, recipes and nodes are kept")
@@ -79,6 +82,9 @@ async def serve(config: Config, reload_config: Any, repeats: RepeatFilter) -> in
 def main(argv: list[str] | None = None) -> int:
     """`plugd`: read the configuration, set up logging, serve; errors become one line, not a traceback."""
     args = parser().parse_args(argv)
+    if args.gen_key:
+        print(secrets.token_urlsafe(24))  # 32 characters of 64 kinds: far beyond MIN_KEY_BITS
+        return 0
 
     def read() -> Config:
         return load(args.config, overrides(args), simulate=args.simulate)

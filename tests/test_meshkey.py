@@ -15,6 +15,7 @@ from conftest import sim_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from plugd import cli
 from plugd.core import meshkey
 from plugd.core.meshkey import Guard, Signer, sign, verify
 from plugd.core.wire import MAX_DATAGRAM, decode, encode
@@ -25,7 +26,7 @@ from plugd.service.meshboot import BOOT_FILE, boot_number
 from plugd.service.store import StateDir
 from tests.support import free_port, listener, send_udp, until
 
-KEY = b"kitchen and hall share this"
+KEY = b"Kitchen-and-Hall-share-this-7"
 OTHER_KEY = b"a key someone guessed wrongly"
 PLAIN = b"10223344:SmartPlugEsp&1:1.00&2:1523.75&3:412.30&4:13:05:09 - 24.11.2026"
 NAMES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e, exclude_characters="&:"),
@@ -182,6 +183,28 @@ def test_a_clock_past_2106_is_ignored_and_an_unwritable_boot_number_stops_the_st
 def test_bad_mesh_key_settings_are_refused_by_name(text, message):
     with pytest.raises(ConfigError, match=message):
         parse(text)
+
+
+@pytest.mark.parametrize("key, problem", [
+    (" " * 16, "white space"),
+    ("a" * 24, "about 5 bits, at least 64 needed"),
+    ("abababababababababab", "too easy to guess"),
+    ("0123456789012345", "about 33 bits"),
+    ("kitchen and hall share this", "too easy to guess"),
+    (" Kitchen-and-Hall-share-this-7", "white space"),
+])
+def test_weak_mesh_keys_are_refused_saying_how_many_bits_are_needed(key, problem):
+    assert problem in meshkey.key_problem(key)
+    with pytest.raises(ConfigError, match=r"mesh\.mesh_key"):
+        parse("", {"mesh.mesh_key": key})
+
+
+def test_gen_key_prints_a_key_the_configuration_takes(capsys):
+    assert cli.main(["--gen-key"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert len(key) == 32 and meshkey.key_problem(key) is None
+    assert meshkey.key_bits(key) >= 2 * meshkey.MIN_KEY_BITS
+    assert parse("", {"mesh.mesh_key": key}).mesh.mesh_key == key
 
 
 # --- what an ESP8266 makes of it ---------------------------------------------

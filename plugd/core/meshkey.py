@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -38,6 +39,39 @@ SEQUENCE_BITS = 32
 #: Node ids whose last counter and address are remembered, at most (only valid packets add one).
 MAX_SENDERS = 4096
 _MAX_COUNTER_DIGITS = 20
+
+
+#: A mesh key must be at least this long, and carry at least this many bits by `key_bits`.
+MIN_KEY_LENGTH = 16
+MIN_KEY_BITS = 64
+_POOLS = ((str.islower, 26), (str.isupper, 26), (str.isdigit, 10))
+
+
+def key_bits(key: str) -> float:
+    """A cautious estimate of a key's strength in bits: each *distinct* character other than
+    white space counts for the alphabet its classes span (lower, upper, digits, other
+    printable), so repeats, blanks and a small alphabet count little ("aaaa..." is about 5
+    bits, 24 random letters and digits about 140)."""
+    chars = {c for c in key if not c.isspace()}
+    pool = sum(size for test, size in _POOLS if any(test(c) for c in chars))
+    if any(not (c.islower() or c.isupper() or c.isdigit()) for c in chars):
+        pool += 33
+    return len(chars) * math.log2(pool) if pool > 1 else 0.0
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is not fit to sign the mesh, or None when it is (empty: no signing)."""
+    if not key:
+        return None
+    if len(key) < MIN_KEY_LENGTH:
+        return f"must be empty (no signing) or at least {MIN_KEY_LENGTH} characters, got {len(key)}"
+    if key != key.strip():
+        return "must not begin or end with white space (a stray blank is easy to miss)"
+    bits = key_bits(key)
+    if bits < MIN_KEY_BITS:
+        return (f"is too easy to guess: about {bits:.0f} bits, at least {MIN_KEY_BITS} needed "
+                f"(repeats and a small alphabet count little); `plugd --gen-key` prints a good one")
+    return None
 
 
 def tag(key: bytes, body: bytes) -> bytes:

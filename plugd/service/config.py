@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from plugd.chips import ACS712_MODELS, ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_RANGES
+from plugd.core.meshkey import key_problem
 from plugd.core.model import MAX_NODE_ID, finite, name_problem
 from plugd.errors import ConfigError, ValidationError
 
@@ -48,13 +49,8 @@ def _one_of(*choices: str) -> typing.Callable[[str], str | None]:
         f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
 
 
-MIN_MESH_KEY = 16
-
-
 def _mesh_key(value: str) -> str | None:
-    if value and len(value) < MIN_MESH_KEY:
-        return f"must be empty (no signing) or at least {MIN_MESH_KEY} characters, got {len(value)}"
-    return None
+    return key_problem(value)
 
 
 def _node_ids(value: list[int]) -> str | None:
