@@ -104,3 +104,46 @@ def test_python_dash_m_plugd_runs_the_same_command_line():
     done = subprocess.run([sys.executable, "-m", "plugd", "--simulate", "--check-config"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "configuration OK" in done.stdout
+
+
+GOOD_KEY = "Kitchen-and-Hall-share-this-7"
+
+
+def keyed_file(tmp_path, text, mode):
+    path = tmp_path / "plugd.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_a_mesh_key_in_a_file_everyone_reads_is_refused_naming_the_fix(tmp_path):
+    path = keyed_file(tmp_path, f'[mesh]\nmesh_key = "{GOOD_KEY}"\n', 0o644)
+    with pytest.raises(ConfigError, match=r"mesh\.mesh_key: .*readable by everyone.*chmod o-r"):
+        config.load(path, environ={})
+    path.chmod(0o640)
+    assert config.load(path, environ={}).mesh.mesh_key == GOOD_KEY
+
+
+def test_the_mesh_key_comes_from_its_own_file_or_from_systemds_credential(tmp_path):
+    key_file = tmp_path / "mesh-key"
+    key_file.write_text(GOOD_KEY + "\n")
+    key_file.chmod(0o600)
+    path = keyed_file(tmp_path, f'[mesh]\nmesh_key_file = "{key_file}"\n', 0o644)
+    assert config.load(path, environ={}).mesh.mesh_key == GOOD_KEY
+    key_file.chmod(0o604)
+    with pytest.raises(ConfigError, match=r"mesh\.mesh_key_file: .*readable by everyone"):
+        config.load(path, environ={})
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "mesh_key").write_text("Another-Strong-Key-for-the-mesh-42")
+    loaded = config.load(path, environ={"CREDENTIALS_DIRECTORY": str(credentials)})
+    assert loaded.mesh.mesh_key == "Another-Strong-Key-for-the-mesh-42"  # the credential wins
+
+
+def test_a_weak_key_is_refused_wherever_it_comes_from(tmp_path):
+    key_file = tmp_path / "mesh-key"
+    key_file.write_text(" " * 16)
+    key_file.chmod(0o600)
+    path = keyed_file(tmp_path, f'[mesh]\nmesh_key_file = "{key_file}"\n', 0o644)
+    with pytest.raises(ConfigError, match=r"mesh\.mesh_key: must not begin or end with white space"):
+        config.load(path, environ={})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 import tomllib
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
@@ -86,6 +87,9 @@ class MeshConfig:
     max_changes_per_second: float = field(default=10.0, metadata=_check(_positive))
     #: Shared key: sign what we send, refuse what is not signed with it (see plugd.core.meshkey).
     mesh_key: str = field(default="", metadata=_check(_mesh_key))
+    #: A file holding the mesh key instead (not readable by everyone); systemd's credential
+    #: `mesh_key` (LoadCredential=) wins over both.
+    mesh_key_file: str = ""
     #: With a mesh key: node ids whose unsigned datagrams are still accepted (ESP8266 nodes).
     trusted_esp_nodes: list[int] = field(default_factory=list, metadata=_check(_node_ids))
 
@@ -369,8 +373,8 @@ def updated(config: Config, changes: dict[str, Any]) -> Config:
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None, *,
-         simulate: bool = False) -> Config:
-    """Load the configuration file.
+         simulate: bool = False, environ: typing.Mapping[str, str] = os.environ) -> Config:
+    """Load the configuration file, and the secrets it names.
 
     With `path` None the default file is read when it exists; `--simulate`
     reads none unless one is named, so a demo never picks up a real plug's LAN
@@ -378,11 +382,51 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None, *,
     """
     if path is None:
         if simulate or not DEFAULT_PATH.exists():
-            return parse("", overrides, simulate=simulate)
+            return with_secrets(parse("", overrides, simulate=simulate), None, environ)
         path = DEFAULT_PATH
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError("", f"cannot read {path}: {err}") from None
-    return parse(text, overrides, simulate=simulate, origin=str(path))
+    return with_secrets(parse(text, overrides, simulate=simulate, origin=str(path)), path, environ)
+
+
+def _private(path: Path, key: str) -> None:
+    """Refuse a secret kept in a file everyone on the machine can read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        raise ConfigError(key, f"cannot read {path}: {err.strerror or err}") from None
+    if mode & stat.S_IROTH:
+        raise ConfigError(key, f"{path} is readable by everyone, so the secret in it is not: "
+                               f"chmod o-r {path} (or use systemd's LoadCredential=)")
+
+
+def _read_secret(path: Path, key: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(key, f"cannot read {path}: {err}") from None
+
+
+def with_secrets(config: Config, path: Path | None,
+                 environ: typing.Mapping[str, str] = os.environ) -> Config:
+    """The configuration with its secrets in place: systemd's credential first (a file only
+    the service can read), else the key file named, else the key in the configuration file;
+    a secret never comes from a file everyone can read."""
+    mesh = config.mesh
+    key = mesh.mesh_key
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / "mesh_key").is_file():
+        key = _read_secret(Path(credentials) / "mesh_key", "mesh.mesh_key")
+    elif mesh.mesh_key_file:
+        key_file = Path(mesh.mesh_key_file)
+        _private(key_file, "mesh.mesh_key_file")
+        key = _read_secret(key_file, "mesh.mesh_key_file")
+    elif key and path is not None:
+        _private(path, "mesh.mesh_key")
+    problem = key_problem(key)
+    if problem:
+        raise ConfigError("mesh.mesh_key", problem)
+    return config if key == mesh.mesh_key else replace(config, mesh=replace(mesh, mesh_key=key))
 
