@@ -44,31 +44,44 @@ def test_a_silent_node_goes_offline_after_the_timeout_and_comes_back():
     assert registry.heard(packet(7), "a", now=201.0, esp_now=0).came_online
 
 
-def test_the_table_is_bounded_and_long_offline_nodes_make_room_first():
+def test_a_full_table_admits_a_newcomer_heard_twice_in_the_place_of_one_long_offline():
     registry = Registry(OWN, max_nodes=3, offline_after=10.0, keep_offline=30.0)
     for node_id, now in ((1, 0.0), (2, 5.0), (3, 9.0)):
         registry.heard(packet(node_id), "a", now=now, esp_now=0)
-    assert registry.heard(packet(4), "a", now=9.5, esp_now=0) is None  # full, all online
+    assert registry.heard(packet(4), "a", now=9.5, esp_now=0) is None  # full: on probation
+    assert registry.counters.probation == 1 and registry.on_probation == 1
     registry.sweep(16.0)  # 1 and 2 are offline now, but may be rebooting: they keep their place
     assert registry.heard(packet(4), "a", now=16.0, esp_now=0) is None
     assert registry.counters.dropped_full == 2
     assert registry.heard(packet(4), "a", now=31.0, esp_now=0).is_new  # 1 unheard for 31 s
     assert sorted(registry.peers) == [2, 3, 4] and registry.counters.evicted == 1
-    assert registry.heard(packet(5), "a", now=34.0, esp_now=0) is None  # 2: only 29 s
+    assert registry.on_probation == 0
+    assert registry.heard(packet(5), "a", now=34.0, esp_now=0) is None  # heard once
+    assert registry.heard(packet(5), "a", now=34.5, esp_now=0) is None  # 2: only 29.5 s
     assert registry.heard(packet(5), "a", now=35.5, esp_now=0).is_new
-    assert registry.heard(packet(6), "a", now=36.0, esp_now=0) is None  # full again, all online
-    assert sorted(registry.peers) == [3, 4, 5] and registry.counters.dropped_full == 4
-    registry.heard(packet(3), "a", now=36.0, esp_now=0)
-    registry.sweep(47.0)  # 4 went offline (heard at 31), 3 was heard again
-    assert registry.heard(packet(6), "a", now=62.0, esp_now=0).is_new
-    assert sorted(registry.peers) == [3, 5, 6]
+    assert sorted(registry.peers) == [3, 4, 5]
 
 
-def test_nodes_known_from_disk_make_room_first_and_a_node_back_online_keeps_its_place():
+def test_a_flood_of_new_ids_never_evicts_a_node_heard_recently():
+    registry = Registry(OWN, max_nodes=4, offline_after=10.0)
+    for node_id in (1, 2, 3, 4):
+        registry.heard(packet(node_id), "a", now=0.0, esp_now=0)
+    registry.sweep(60.0)  # all four offline, heard a minute ago
+    for round_ in range(3):  # every spoofed id twice, even
+        for node_id in range(100, 2100):
+            registry.heard(packet(node_id), "a", now=61.0 + round_, esp_now=0)
+    assert sorted(registry.peers) == [1, 2, 3, 4] and registry.counters.evicted == 0
+    assert registry.on_probation <= 1024
+
+
+def test_nodes_known_from_disk_keep_their_place_after_a_restart_and_come_back():
     registry = Registry(OWN, max_nodes=2, offline_after=10.0, keep_offline=30.0)
-    registry.load([Peer(1, "old"), Peer(2, "older")])
-    registry.heard(packet(2), "a", now=0.0, esp_now=0)  # back: 2 keeps its place
-    assert registry.heard(packet(3), "a", now=0.0, esp_now=0).is_new  # 1, unheard, makes room
+    registry.load([Peer(1, "old"), Peer(2, "older")], now=100.0)
+    for _ in range(2):
+        assert registry.heard(packet(3), "a", now=101.0, esp_now=0) is None
+    assert sorted(registry.peers) == [1, 2]
+    registry.heard(packet(2), "a", now=102.0, esp_now=0)  # back: 2 is a node like any other
+    assert registry.heard(packet(3), "a", now=131.0, esp_now=0).is_new  # 1: unheard 31 s since start
     assert sorted(registry.peers) == [2, 3]
 
 
@@ -92,7 +105,7 @@ def test_known_nodes_round_trip_through_their_records():
     registry.heard(packet(7, "Kitchen"), "127.0.0.9", now=1.0, esp_now=600)
     records = parse_records([p.to_record() for p in registry.peers.values()])
     restored = Registry(OWN)
-    restored.load([*records, Peer(OWN, "me")])
+    restored.load([*records, Peer(OWN, "me")], now=0.0)
     peer = restored.peers[7]
     assert (peer.name, peer.address, peer.last_seen_esp, peer.online) == ("Kitchen", "127.0.0.9", 600, False)
     assert OWN not in restored.peers

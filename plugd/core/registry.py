@@ -1,8 +1,16 @@
 """The mesh registry: who is out there, as plain data.
 
 The registry is plain data with time passed in (monotonic seconds for
-durations, wall time only for display). It is bounded: spoofed node ids cannot
-grow it past `max_nodes`; offline nodes make room first.
+durations, wall time only for display). It is bounded, and a flood of new node
+ids cannot push out the nodes that matter; the admission rules:
+
+- at most `max_nodes` nodes are kept;
+- a node heard within `keep_offline` seconds (10 minutes), or known from
+  nodes.json for that long after start, is never evicted by a new id;
+- at a full table a newcomer must be heard twice before it takes a slot (the
+  first time it is remembered on probation, at most PROBATION ids, oldest
+  forgotten first); it then takes the place of the node longest offline, if
+  that one is past `keep_offline`; otherwise it is dropped, and counted.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from plugd.errors import ValidationError
 
 MAX_THINGS_PER_NODE = 64
 #: Seconds an offline node keeps its place in a full table before a new node may take it.
-KEEP_OFFLINE = 60.0
+KEEP_OFFLINE = 600.0
+#: Newcomers remembered while they wait to be heard again at a full table.
+PROBATION = 1024
 
 
 @dataclass(slots=True)
@@ -83,6 +93,8 @@ class Counters:
     bad_tag: int = 0
     replayed: int = 0
     address_changes: int = 0
+    #: Newcomers heard once at a full table (they need a second datagram for a slot).
+    probation: int = 0
 
 
 class Heard(NamedTuple):
@@ -95,10 +107,8 @@ class Heard(NamedTuple):
 
 
 class Registry:
-    """Known nodes, at most `max_nodes`. When full, a new node takes the place of the node
-    longest offline, once that one has been offline `keep_offline` seconds (it may be
-    rebooting): spoofed ids then churn the table slowly, and each costs a lookup, not a scan.
-    """
+    """Known nodes, at most `max_nodes`, admitted by the rules in the module's docstring:
+    spoofed ids then cannot evict a real node, and each costs a lookup, not a scan."""
 
     def __init__(self, own_id: int, *, max_nodes: int = 256, offline_after: float = 15.0,
                  keep_offline: float = KEEP_OFFLINE) -> None:
@@ -111,9 +121,19 @@ class Registry:
         #: Offline nodes in the order they went offline (known from disk first); entries of
         #: nodes since back online or gone are skipped when met.
         self._offline: deque[Peer] = deque()
+        #: Newcomers heard once at a full table, in the order first heard.
+        self._probation: dict[int, None] = {}
+        #: When the nodes known from disk were loaded: they count as heard then.
+        self._loaded_at = float("-inf")
 
-    def load(self, records: list[Peer]) -> None:
-        """The nodes known from nodes.json: offline until heard, first to make room."""
+    @property
+    def on_probation(self) -> int:
+        """How many newcomers wait to be heard again for a slot."""
+        return len(self._probation)
+
+    def load(self, records: list[Peer], now: float) -> None:
+        """The nodes known from nodes.json: offline until heard, kept as if heard at `now`."""
+        self._loaded_at = now
         for peer in records[: self.max_nodes]:
             if peer.id != self.own_id:
                 self.peers[peer.id] = peer
@@ -134,7 +154,7 @@ class Registry:
         peer = self.peers.get(packet.node_id)
         is_new = peer is None
         if peer is None:
-            if len(self.peers) >= self.max_nodes and not self._evict_one(now):
+            if len(self.peers) >= self.max_nodes and not self._admit(packet.node_id, now):
                 self.counters.dropped_full += 1
                 return None
             peer = self.peers[packet.node_id] = Peer(packet.node_id, packet.node_name)
@@ -151,6 +171,19 @@ class Registry:
                 peer.things[item.thing_id] = PeerThing(item.value, item.text, now)
         return Heard(peer, is_new, came_online, renamed)
 
+    def _admit(self, node_id: int, now: float) -> bool:
+        """A newcomer at a full table: heard before, and a slot that may be freed."""
+        if node_id not in self._probation:
+            self._probation[node_id] = None
+            if len(self._probation) > PROBATION:
+                del self._probation[next(iter(self._probation))]
+            self.counters.probation += 1
+            return False
+        if not self._evict_one(now):
+            return False
+        del self._probation[node_id]
+        return True
+
     def _evict_one(self, now: float) -> bool:
         offline = self._offline
         while offline:
@@ -158,7 +191,8 @@ class Registry:
             if oldest.online or self.peers.get(oldest.id) is not oldest:
                 offline.popleft()  # back online since, or already gone
                 continue
-            if oldest.last_seen is not None and now - oldest.last_seen < self.keep_offline:
+            seen = self._loaded_at if oldest.last_seen is None else oldest.last_seen
+            if now - seen < self.keep_offline:
                 return False
             offline.popleft()
             del self.peers[oldest.id]

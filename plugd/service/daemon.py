@@ -368,6 +368,7 @@ class Daemon:
             "power": plug.things[ThingId.POWER].value,
             "energyToday": plug.things[ThingId.ENERGY_TODAY].value,
             "nodesOnline": self.registry.online_count(), "nodesKnown": len(self.registry.peers),
+            "nodesOnProbation": self.registry.on_probation, "nodesMax": self.registry.max_nodes,
             "recipes": len(plug.recipes), "clients": len(self.web.clients),
             "broadcast": self.broadcast_targets(), "udpPort": self.config.mesh.udp_port,
             "counters": {name: getattr(counters, name) for name in counters.__slots__},

@@ -64,7 +64,7 @@ class Plug:
         things.update({i: t for i, t in stored.items() if i not in things})
         recipes = RecipeBook(state.load(RECIPES_FILE, lambda obj: validate.recipes(obj, things), list),
                              state.load(OUTCOMES_FILE, parse_outcomes, dict))
-        registry.load(state.load(NODES_FILE, parse_records, list))
+        registry.load(state.load(NODES_FILE, parse_records, list), monotonic())
         last = things[1].value == ON
         initial = {"on": True, "off": False}.get(power_on_state, last)
         self.relay: Relay | None = None if open_relay is None else open_relay(initial)
