@@ -20,7 +20,8 @@ from websockets.asyncio.client import connect
 from plugd.core.metering import EnergyCounter
 from plugd.core.model import ThingId
 from plugd.core.registry import Registry
-from plugd.doors.auth import FREE_FAILURES, Auth
+from plugd.doors.auth import Auth
+from plugd.doors.limits import PER_ADDRESS
 from plugd.service.daemon import Daemon
 from plugd.service.plug import Plug
 from plugd.service.store import StateDir
@@ -109,10 +110,11 @@ def test_the_login_rate_limit_counts_in_monotonic_time(tmp_path):
     state = StateDir(tmp_path)
     state.prepare()
     auth = Auth(state)
-    for now in range(FREE_FAILURES):
-        assert auth.wait_before_login("10.0.0.9", 100.0 + now) == 0.0
-        assert not auth.check_cli_token("wrong", "10.0.0.9", 100.0 + now)
-    assert auth.wait_before_login("10.0.0.9", 105.0) > 0
+    for now in range(PER_ADDRESS.free):
+        assert auth.begin_login("10.0.0.9", 100.0 + now) == 0.0
+        assert not auth.check_cli_token("wrong")
+        auth.end_login("10.0.0.9", False, 100.0 + now)
+    assert auth.begin_login("10.0.0.9", 105.0) > 0
 
 
 # --- a daemon on a wall clock that NTP steps ---------------------------------------------------
@@ -195,11 +197,11 @@ async def test_a_daemon_through_ntp_steps(tmp_path, factory):
 
             # Failed logins before and after a step forwards of hours still add up to a lockout.
             answers = []
-            for attempt in range(FREE_FAILURES + 1):
+            for attempt in range(PER_ADDRESS.free + 1):
                 if attempt == 2:
                     wall.step(6 * HOUR)
                 answers.append(await stranger.ask({"command": "login", "token": "wrong"}))
-            assert [a["error"] for a in answers[:FREE_FAILURES]] == ["wrong token"] * FREE_FAILURES
+            assert [a["error"] for a in answers[:PER_ADDRESS.free]] == ["wrong token"] * PER_ADDRESS.free
             assert "too many failed attempts" in answers[-1]["error"]
 
             # A silent peer goes offline after mesh.offline_after intervals, steps or not.

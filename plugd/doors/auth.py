@@ -15,11 +15,11 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from plugd.core.model import read_int, require_object
+from plugd.doors.limits import LoginLimits
 from plugd.errors import ValidationError
 from plugd.service.store import StateDir, dump
 
@@ -34,10 +34,6 @@ MIN_PASSWORD = 8
 SESSION_IDLE = 30 * 86400  # seconds a session lives unused
 MAX_SESSIONS = 32
 TICKET_LIFE = 60.0
-#: Failed logins allowed per address in FAILURE_WINDOW before each further try must wait.
-FREE_FAILURES = 5
-FAILURE_WINDOW = 300.0
-MAX_LOCKOUT = 300.0
 
 
 def hash_password(password: str, salt: bytes) -> bytes:
@@ -86,7 +82,8 @@ class Auth:
         self.credentials = state.load(AUTH_FILE, Credentials.from_json, self._first_start)
         self.cli_token = self._cli_token()
         self._tickets: dict[str, tuple[str, float]] = {}
-        self._failures: dict[str, deque[float]] = {}
+        #: Failed and pending logins, counted before each check.
+        self.limits = LoginLimits()
 
     def _write_secret(self, name: str, text: str) -> None:
         self.state.write(name, (text + "\n").encode(), mode=0o600)
@@ -115,39 +112,23 @@ class Auth:
 
     # --- logging in -----------------------------------------------------------
 
-    def wait_before_login(self, address: str, now: float) -> float:
-        """Seconds `address` must wait before its next try (0: it may try now)."""
-        failures = self._failures.get(address)
-        if not failures:
-            return 0.0
-        while failures and now - failures[0] > FAILURE_WINDOW:
-            failures.popleft()
-        if len(failures) < FREE_FAILURES:
-            return 0.0
-        lockout = min(MAX_LOCKOUT, 2.0 ** (len(failures) - FREE_FAILURES + 1))
-        return max(0.0, failures[-1] + lockout - now)
+    def begin_login(self, address: str, now: float) -> float:
+        """Before a password or token is checked: how long `address` must wait first (0: go
+        on, the attempt is counted as a failure until `end_login` says it succeeded)."""
+        return self.limits.begin(address, now)
 
-    def check_password(self, password: str, address: str, now: float) -> bool:
-        """Whether `password` is the password; a failure from `address` counts toward its lockout."""
-        ok = hmac.compare_digest(hash_password(password, self.credentials.salt),
-                                 self.credentials.hash)
-        self._count(ok, address, now)
-        return ok
+    def end_login(self, address: str, ok: bool, now: float) -> None:
+        """After the check: a success clears the address's failures."""
+        self.limits.end(address, ok, now)
 
-    def check_cli_token(self, token: str, address: str, now: float) -> bool:
-        """Whether `token` is the token file's; a failure counts as a failed password does."""
-        ok = hmac.compare_digest(token.encode(), self.cli_token.encode())
-        self._count(ok, address, now)
-        return ok
+    def check_password(self, password: str) -> bool:
+        """Whether `password` is the password (slow on purpose: scrypt)."""
+        return hmac.compare_digest(hash_password(password, self.credentials.salt),
+                                   self.credentials.hash)
 
-    def _count(self, ok: bool, address: str, now: float) -> None:
-        if ok:
-            self._failures.pop(address, None)
-        else:
-            failures = self._failures.setdefault(address, deque(maxlen=64))
-            failures.append(now)
-            if len(self._failures) > 1024:  # bounded: forget the oldest address
-                self._failures.pop(next(iter(self._failures)))
+    def check_cli_token(self, token: str) -> bool:
+        """Whether `token` is the token file's."""
+        return hmac.compare_digest(token.encode(), self.cli_token.encode())
 
     # --- sessions -------------------------------------------------------------
 

@@ -35,17 +35,19 @@ async def _login(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     """`password` (people), or `token` (the token file, for plugctl and scripts)."""
     auth, plug = api.host.auth, api.plug
     now = plug.monotonic()
-    wait = auth.wait_before_login(api.who, now)
+    secret = text(msg, "token") if "token" in msg else text(msg, "password")
+    wait = auth.begin_login(api.who, now)  # counted before the check: parallel guesses wait too
     if wait > 0:
         return api.answer("response_login", success=False,
                           error=f"too many failed attempts: wait {math.ceil(wait)} s")
     if "token" in msg:
-        ok = auth.check_cli_token(text(msg, "token"), api.who, now)
+        ok = auth.check_cli_token(secret)
         why = "wrong token"
     else:
         # scrypt takes a good part of a second on a small Pi: not on the event loop
-        ok = await asyncio.to_thread(auth.check_password, text(msg, "password"), api.who, now)
+        ok = await asyncio.to_thread(auth.check_password, secret)
         why = "wrong password"
+    auth.end_login(api.who, ok, plug.monotonic())
     if not ok:
         plug.record("auth", "failed login", api.cause, "login")  # one line, counted, in a storm
         return api.answer("response_login", success=False, error=why)
@@ -75,8 +77,11 @@ async def _change_password(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     auth, plug = api.host.auth, api.plug
     old, new = text(msg, "old"), text(msg, "new")
     now = plug.monotonic()
-    if auth.wait_before_login(api.who, now) > 0 or not await asyncio.to_thread(
-            auth.check_password, old, api.who, now):
+    if auth.begin_login(api.who, now) > 0:  # counted before the check, as a login is
+        raise ValidationError("old", "too many failed attempts: wait and try again")
+    ok = await asyncio.to_thread(auth.check_password, old)
+    auth.end_login(api.who, ok, plug.monotonic())
+    if not ok:
         raise ValidationError("old", "is not the current password")
     before, session = auth.credentials, api.session
     await asyncio.to_thread(auth.set_password, new)
