@@ -61,6 +61,9 @@ class Host:
         """A status answer with what the checks compare."""
         return {"relay": self.plug.things[1].value == 1.0, "recipes": len(self.plug.recipes)}
 
+    def sessions_ended(self) -> None:
+        """No connections to close here."""
+
     def history(self) -> list[list[float | None]]:
         """No power history here."""
         return []

@@ -63,11 +63,14 @@ def session_cookie(request: Request) -> str | None:
 class WebServer:
     """The page, its files and the WebSocket API on one port; pushes go to every page."""
     def __init__(self, www: Path, make_api: Callable[[str, str | None], Api], auth: Auth,
-                 http_config: Callable[[], HttpConfig]) -> None:
+                 http_config: Callable[[], HttpConfig],
+                 session_ended: Callable[[], None] = lambda: None) -> None:
         self.www = www.resolve()
         self.make_api = make_api
         self.auth = auth
         self.http_config = http_config
+        #: Told when a request ended a session (the cookie's logout): keeps and closes.
+        self.session_ended = session_ended
         self.clients: dict[ServerConnection, Api] = {}
         self.server: Server | None = None
         self._gzipped: dict[Path, tuple[float, bytes]] = {}
@@ -104,7 +107,7 @@ class WebServer:
                                  "text/plain; charset=utf-8")
             return None  # the WebSocket handshake goes on
         if path == "/session":
-            return self._cookie(urllib.parse.parse_qs(query))
+            return self._cookie(urllib.parse.parse_qs(query), session_cookie(request))
         return self._file(path, request.headers.get("Accept-Encoding", ""))
 
     def _origin_refusal(self, request: Request) -> str | None:
@@ -123,9 +126,12 @@ class WebServer:
             return None
         return f"origin {origin} is not this plug ({host}) nor in http.trusted_origins"
 
-    def _cookie(self, query: dict[str, list[str]]) -> Response:
-        """Trade a login's one-time ticket for the session cookie, or clear it on logout."""
+    def _cookie(self, query: dict[str, list[str]], cookie: str | None) -> Response:
+        """Trade a login's one-time ticket for the session cookie, or end it on logout."""
         if "logout" in query:
+            if cookie is not None and self.auth.session_valid(cookie, time.time()):
+                self.auth.end_session(cookie)  # the session itself ends, not only the cookie
+                self.session_ended()
             return _response(http.HTTPStatus.NO_CONTENT, b"", "text/plain", [
                 ("Set-Cookie", f"{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")])
         session = self.auth.redeem(query.get("ticket", [""])[0], time.monotonic())
@@ -175,6 +181,18 @@ class WebServer:
             pass
         finally:
             self.clients.pop(conn, None)
+
+    def close_ended_sessions(self) -> int:
+        """Close every connection whose session has ended (logout elsewhere, a password
+        change, expiry): the page reconnects without it. Returns how many were closed."""
+        wall = time.time()
+        ended = [conn for conn, api in self.clients.items()
+                 if api.session is not None and not self.auth.session_valid(api.session, wall)]
+        for conn in ended:
+            self.clients.pop(conn, None)
+            if conn.transport is not None:
+                conn.transport.abort()
+        return len(ended)
 
     def push(self, message: dict[str, Any]) -> None:
         """Send to every client now; close the ones that cannot keep up."""

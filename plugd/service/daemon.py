@@ -25,7 +25,7 @@ from plugd.core import meshkey
 from plugd.core.model import ThingId, esp_time, sanitize_name
 from plugd.core.registry import Peer, Registry
 from plugd.doors.api import COMMANDS, Api, Handler
-from plugd.doors.auth import Auth
+from plugd.doors.auth import AUTH_FILE, Auth
 from plugd.doors.mdns import Announcer
 from plugd.doors.messages import message, thing_update
 from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
@@ -139,7 +139,7 @@ class Daemon:
                                      self.plug.receive, self.registry.counters, loop)
         self.web = WebServer(find_www(config.http.www_dir),
                              lambda address, session: Api(self, address, session), self.auth,
-                             lambda: self.config.http)
+                             lambda: self.config.http, self._session_ended_by_request)
         await self.web.start(config.http.bind, config.http.port, http_socket)
         try:  # where plugctl on this machine finds this daemon's token
             self._record: Path | None = rundir.announce(self.web.port, state.path)
@@ -270,6 +270,7 @@ class Daemon:
         while True:
             try:
                 self.plug.tick()
+                self.sessions_ended()  # expired or evicted by newer logins: felt at once
                 self._show()
                 if self.repeats is not None:
                     self.repeats.flush()
@@ -445,6 +446,17 @@ class Daemon:
             self.display.brightness = new.display.brightness
         logging.getLogger("plugd").setLevel(new.log.level.upper())
         return needs_restart
+
+    def sessions_ended(self) -> None:
+        """Sessions were ended (logout, password change): close the connections holding one."""
+        closed = self.web.close_ended_sessions()
+        if closed:
+            log.info("closed %d connection(s) of ended sessions", closed)
+
+    def _session_ended_by_request(self) -> None:
+        """The page's cookie logout ended a session: keep that, and close its connections."""
+        self.plug.save_soon(AUTH_FILE, self.auth.dump())
+        self.sessions_ended()
 
     def history(self) -> list[list[float | None]]:
         """The last 10 minutes of power, one point a second: [seconds since 2000, W or null]."""

@@ -227,6 +227,10 @@ class Plug:
 
     # --- persistence --------------------------------------------------------------------
 
+    def save_soon(self, name: str, data: bytes) -> None:
+        """Write a file of the state directory through the store outlet, without waiting."""
+        self._save(name, data)
+
     def _save_in_background(self, name: str, data: bytes) -> None:
         """Save without waiting; the writer logs a failure."""
         task = asyncio.get_running_loop().create_task(self.writer.save(name, data))

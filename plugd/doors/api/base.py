@@ -47,6 +47,9 @@ class Host(Protocol):
     def history(self) -> list[list[float | None]]:
         """The last 10 minutes of power, for `request_history`."""
 
+    def sessions_ended(self) -> None:
+        """Sessions were ended: close the connections that still hold one."""
+
     async def save_settings(self, changes: dict[str, Any]) -> None:
         """Check, keep and apply settings from the page; ConfigError names a bad one."""
 
@@ -95,8 +98,10 @@ class Api:
 
     @property
     def authenticated(self) -> bool:
-        """Logged in (or trusted): changes are allowed."""
-        return self.trusted or self.session is not None
+        """Logged in (or trusted): changes are allowed. Checked at every use, so a session
+        ended anywhere (logout, a password change, expiry) takes its rights at once."""
+        return self.trusted or (self.session is not None
+                                and self.host.auth.session_valid(self.session, self.plug.wall()))
 
     @property
     def may_read(self) -> bool:

@@ -68,6 +68,7 @@ async def _logout(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
         api.host.auth.end_session(api.session)
         api.session = None
         await api.plug.writer.save(AUTH_FILE, api.host.auth.dump())
+        api.host.sessions_ended()  # the same session in other tabs ends now too
     return api.answer("response_logout", success=True)
 
 
@@ -92,6 +93,7 @@ async def _change_password(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
         auth.credentials, api.session = before, session  # the old password stays the password
         raise
     auth.forget_initial_password()
+    api.host.sessions_ended()  # every other session ends now, open connections included
     plug.record("auth", "password changed", api.cause, "password")
     return api.answer("response_change_password", success=True,
                       ticket=auth.ticket_for(api.session, now))
