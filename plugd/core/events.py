@@ -19,7 +19,7 @@ import heapq
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 #: Kinds a person needs to understand what the plug did; the rest (logins, nodes) are noise.
 IMPORTANT = frozenset({"relay", "recipe", "protection", "fault", "thing", "config", "meter",
@@ -29,12 +29,16 @@ IMPORTANT_KEPT = 200
 NOISE_KEPT = 100
 #: An identical event within this many seconds of the last one joins it as a repeat.
 REPEAT_WINDOW = 3600
+#: `last` when not given: a time no clock reads, since a Pi whose clock is still at 1970 makes
+#: genuine times before the firmware's epoch, negative ones.
+_SAME_AS_TIME: Final = -(2**63)
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One thing that happened: `time` and `last` in seconds since 2000 (the firmware's
-    epoch), `count` the identical events it stands for (`last` the latest one's time)."""
+    """One thing that happened, as one line of the log. `time`: when, in seconds since 2000
+    (the firmware's epoch); `count`: how many identical events the line stands for; `last`:
+    when the latest of them happened, `time` itself unless given."""
 
     time: int
     kind: str
@@ -42,18 +46,17 @@ class Event:
     message: str
     cause: str = ""
     count: int = 1
-    last: int = -1
+    last: int = _SAME_AS_TIME
 
-    @property
-    def latest(self) -> int:
-        """When the latest of the identical events happened."""
-        return self.time if self.last < 0 else self.last
+    def __post_init__(self) -> None:
+        if self.last == _SAME_AS_TIME:
+            object.__setattr__(self, "last", self.time)
 
     def to_json(self) -> dict[str, Any]:
         """The shape pages and plugctl read."""
         return {"time": self.time, "kind": self.kind, "subject": self.subject,
                 "message": self.message, "cause": self.cause, "count": self.count,
-                "last": self.latest}
+                "last": self.last}
 
 
 class EventLog:
@@ -72,11 +75,11 @@ class EventLog:
         store = self._important if event.kind in IMPORTANT else self._noise
         for index in range(len(store) - 1, -1, -1):
             old = store[index][1]
-            if event.time - old.latest > self._window:
+            if event.time - old.last > self._window:
                 break
             if (old.kind, old.subject, old.message) == (event.kind, event.subject, event.message):
                 del store[index]
-                event = replace(old, count=old.count + event.count, last=event.latest,
+                event = replace(old, count=old.count + event.count, last=event.last,
                                 cause=event.cause)
                 break
         self._sequence += 1

@@ -20,6 +20,10 @@ export function causeText(cause) {
     case "start": return "at start";
     case "sensor": return detail ? `by the sensor (${detail})` : "by the sensor";
     case "clock": return "by the clock";
+    case "schedule": return detail ? `by the schedule: ${detail}` : "by the schedule";
+    case "auto-off": return detail ? `by the auto-off timer: ${detail}` : "by the auto-off timer";
+    case "mqtt": return detail ? `by an MQTT command from ${detail}` : "by an MQTT command";
+    case "http": return detail ? `by an HTTP request from ${detail}` : "by an HTTP request";
     case "mesh": return "heard on the mesh";
     case "display": return "by the display";
     default: return `by ${cause}`;
@@ -28,15 +32,21 @@ export function causeText(cause) {
 
 const identity = (e) => JSON.stringify([e.kind, e.subject ?? "", e.message]);
 
+/** "×200, last 12:03:05": the count of a repeated event and when the latest was, with its
+ * date when that is another day than the first's. */
+export function repeatText(e) {
+  const first = espDate(e.time);
+  const last = espDate(e.last ?? e.time);
+  const when = first.toDateString() === last.toDateString() ? timeText(last) : dateTimeText(last);
+  return `×${e.count}, last ${when}`;
+}
+
 export function startEvents(conn, views) {
   const list = $("#event-list");
   let loaded = false;
 
   function row(e) {
-    const repeats = e.count > 1
-      ? el("span", { class: "muted repeats" },
-        `×${e.count}, last ${timeText(espDate(e.last ?? e.time))}`)
-      : null;
+    const repeats = e.count > 1 ? el("span", { class: "muted repeats" }, repeatText(e)) : null;
     const item = el("li", { class: `event kind-${String(e.kind).replace(/\W/g, "")}` },
       el("time", { datetime: espDate(e.time).toISOString() }, dateTimeText(espDate(e.time))),
       el("span", { class: "badge" }, e.kind),
