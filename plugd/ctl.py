@@ -26,6 +26,8 @@ RELATION_WORDS = {Relation.EQUALS: "is", Relation.NOT_EQUALS: "is not",
 DEFAULT_STATE = StateConfig().dir
 #: Hosts that are this machine, where the daemons' records tell their state directories.
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: The port a WebSocket URL without one means.
+DEFAULT_PORTS = {"ws": 80, "wss": 443}
 #: subcommand -> (request, help)
 REQUESTS: dict[str, tuple[dict[str, Any], str]] = {
     "status": ({"command": "request_status"}, "show the relay, power and mesh"),
@@ -105,8 +107,12 @@ def token_files(url: str, given: Path | None, state_dir: Path | None) -> list[Pa
         return [state_dir / CLI_TOKEN_FILE]
     files = []
     address = urlsplit(url)
-    if address.hostname in LOCAL_HOSTS and address.port is not None:
-        found = rundir.state_dir_of(address.port)
+    try:
+        port = address.port or DEFAULT_PORTS.get(address.scheme)
+    except ValueError:  # not a number: connecting says so
+        port = None
+    if address.hostname in LOCAL_HOSTS and port is not None:
+        found = rundir.state_dir_of(port)
         if found is not None:
             files.append(found / CLI_TOKEN_FILE)
     defaults = [Path(DEFAULT_STATE) / CLI_TOKEN_FILE, Path(simulate_defaults()["state.dir"]) / CLI_TOKEN_FILE]
