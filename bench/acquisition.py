@@ -42,6 +42,7 @@ from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.rig import ALERT_HISTORY, mains_for
 from plugd.service.config import Config
 from plugd.service.meter import current_meter
+from tests.support import wait_for
 
 NAME = "Acquisition"
 SECONDS = 60.0  # run(): the Sampler on ALERT/RDY, and the emulator alone for as long
@@ -211,11 +212,7 @@ def run_sampler(config: Config, seconds: float) -> SamplerRun:
         sampler = sampler_for(config, emulator, factory, consumer, faults)
         sampler.start()
         try:
-            deadline = time.monotonic() + 10
-            while consumer.total == 0 and time.monotonic() < deadline:
-                time.sleep(BLOCK_SECONDS)
-            if consumer.total == 0:
-                raise RuntimeError(f"the Sampler delivered nothing in 10 s (faults: {faults})")
+            wait_for(lambda: consumer.total, f"the Sampler's first block (faults: {faults})", 10)
             start = time.monotonic() + WARMUP
             consumer.start, consumer.end = start, start + seconds
             sleep_until(start)

@@ -19,8 +19,6 @@ import json
 import math
 import multiprocessing
 import os
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +26,10 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.harness import PLUGD, PROCESS_CONFIG, percentile
+from bench.harness import PROCESS_CONFIG, QUIET, percentile
 from bench.report import Row, run_alone
-from tests.support import free_port, stop_process
+from bench.service import cpu_seconds
+from tests.support import Client, PlugdProcess
 
 NAME = "Fan-out"
 CLIENTS = 200
@@ -41,23 +40,6 @@ DRAIN = 1.0        # seconds after the last change for late frames
 TARGET_MS = 20.0
 PROCESSES = 1     # client processes the 200 clients are spread over
 TIMEOUT = 120.0    # the whole measurement, connects included
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _start(folder: Path, notify: Path, http_port: int) -> subprocess.Popen[bytes]:
-    (folder / "plugd.toml").write_text(PROCESS_CONFIG)
-    args = [str(PLUGD), "--simulate", "--config", str(folder / "plugd.toml"),
-            "--state-dir", str(folder / "state"), "--http-port", str(http_port),
-            "--udp-port", str(free_port()), "--broadcast", "127.255.255.255",
-            "--log-level", "warning"]
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
-    env.pop("JOURNAL_STREAM", None)  # keep the log on our stderr file
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                            stderr=open(folder / "stderr", "wb"), env=env)
 
 
 async def _record(ws: ClientConnection, log: list[tuple[float, float]], count: list[int]) -> None:
@@ -82,8 +64,7 @@ async def _clients(uri: str, count: int, ready: Any, stop: Any) -> tuple[list, i
                                               for _ in range(start, min(count, start + 20))))
         tasks = [asyncio.create_task(_record(ws, log, frames)) for ws, log in zip(clients, logs)]
         ready.put(os.getpid())
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(stop.wait, TIMEOUT)  # the controller is done
         return logs, frames[0]
     finally:
         for task in tasks:
@@ -101,31 +82,21 @@ def _worker(uri: str, count: int, ready: Any, stop: Any, results: Any) -> None:
         results.put(None)
 
 
-async def _answer(ws: ClientConnection, command: str) -> dict:
-    """The controller's answer to `command`, skipping the pushes it also receives."""
-    while True:
-        msg = json.loads(await ws.recv())
-        if msg.get("command") in (command, "error"):
-            return msg
-
-
 async def _control(uri: str, token: str) -> tuple[list[tuple[float, float]], list[float]]:
     """Switch the relay CHANGES times; return (send time, new value) of each and round trips."""
     sends: list[tuple[float, float]] = []
     answers: list[float] = []
-    async with connect(uri, open_timeout=20) as ctl:
-        await ctl.send(json.dumps({"command": "login", "token": token}))
-        answer = await _answer(ctl, "response_login")
+    async with connect(uri, open_timeout=20) as ws:
+        ctl = Client(ws)
+        answer = await ctl.ask({"command": "login", "token": token})
         if not answer.get("success"):
             raise RuntimeError(f"login with the cli-token refused: {answer}")
-        await ctl.send(json.dumps({"command": "switch", "state": "off"}))  # a known start
-        await _answer(ctl, "response_switch")
+        await ctl.ask({"command": "switch", "state": "off"})  # a known start
         await asyncio.sleep(WARMUP)
         for index in range(CHANGES):
             on = index % 2 == 0
             tick = time.monotonic()
-            await ctl.send(json.dumps({"command": "switch", "state": "on" if on else "off"}))
-            answer = await _answer(ctl, "response_switch")
+            answer = await ctl.ask({"command": "switch", "state": "on" if on else "off"})
             answers.append(time.monotonic() - tick)
             if answer.get("relay") is not on:
                 raise RuntimeError(f"switch {index} not done: {answer}")
@@ -153,19 +124,12 @@ def _delays(sends: list[tuple[float, float]], logs: list[list[tuple[float, float
 def run(processes: int = PROCESSES) -> list[Row]:
     """Reach 200 pages with a relay change, against a bare broadcast; rows of delays."""
     mp = multiprocessing.get_context("fork")  # before any event loop exists in this process
-    with tempfile.TemporaryDirectory(prefix="plugd-fanout-") as tmp, \
-            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        folder = Path(tmp)
-        sock.bind(str(folder / "notify"))
-        sock.settimeout(20)
-        port = free_port(socket.SOCK_STREAM)
-        uri = f"ws://127.0.0.1:{port}/ws"
-        proc = _start(folder, folder / "notify", port)
+    with tempfile.TemporaryDirectory(prefix="plugd-fanout-") as tmp:
+        plug = PlugdProcess(Path(tmp), *QUIET, config=PROCESS_CONFIG)
+        assert plug.proc is not None
+        pid, uri = plug.proc.pid, f"ws://127.0.0.1:{plug.http}/ws"
         workers = []
         try:
-            while b"READY=1" not in sock.recv(4096):
-                pass
-            token = (folder / "state" / "cli-token").read_text().strip()
             ready, stop, results = mp.Queue(), mp.Event(), mp.Queue()
             shares = [CLIENTS // processes + (i < CLIENTS % processes) for i in range(processes)]
             workers = [mp.Process(target=_worker, args=(uri, n, ready, stop, results), daemon=True)
@@ -173,17 +137,16 @@ def run(processes: int = PROCESSES) -> list[Row]:
             for worker in workers:
                 worker.start()
             for _ in workers:
-                pid = ready.get(timeout=60)
-                if isinstance(pid, str):
-                    raise RuntimeError(pid)
-            cpu_daemon, began = _cpu_seconds(proc.pid), time.monotonic()
-            cpu_clients = sum(_cpu_seconds(w.pid) for w in workers)
+                started = ready.get(timeout=60)
+                if isinstance(started, str):
+                    raise RuntimeError(started)
+            cpu_daemon, began = cpu_seconds(pid), time.monotonic()
+            cpu_clients = sum(cpu_seconds(w.pid) for w in workers)
             cpu_bench = time.process_time()
-            sends, answers = asyncio.run(asyncio.wait_for(_control(uri, token), TIMEOUT))
+            sends, answers = asyncio.run(asyncio.wait_for(_control(uri, plug.token), TIMEOUT))
             wall = time.monotonic() - began
-            share_daemon = (_cpu_seconds(proc.pid) - cpu_daemon) / wall
-            share_clients = [(_cpu_seconds(w.pid)) for w in workers]
-            share_clients = (sum(share_clients) - cpu_clients) / wall
+            share_daemon = (cpu_seconds(pid) - cpu_daemon) / wall
+            share_clients = (sum(cpu_seconds(w.pid) for w in workers) - cpu_clients) / wall
             share_bench = (time.process_time() - cpu_bench) / wall
             stop.set()
             gathered = [results.get(timeout=30) for _ in workers]
@@ -194,8 +157,8 @@ def run(processes: int = PROCESSES) -> list[Row]:
                 worker.join(timeout=10)
                 if worker.is_alive():
                     worker.kill()
-            code = stop_process(proc)
-        log = (folder / "stderr").read_text(errors="replace").splitlines()
+            code = plug.stop()
+        log = plug.log.read_text(errors="replace").splitlines()
     errors = sum(line.startswith(("ERROR", "CRITICAL")) for line in log)
     dropped = sum("closing a WebSocket client" in line for line in log)
     logs = [client for part, _ in gathered for client in part]

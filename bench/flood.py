@@ -33,10 +33,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench import load
-from bench.harness import percentile
+from bench.harness import PROCESS_CONFIG, QUIET, accounted, logged_errors, percentile
 from bench.report import Row, run_alone
-from bench.soak import logged_errors, rss_kib, start_plugd
-from tests.support import free_port, stop_process
+from bench.soak import rss_kib
+from tests.support import Client, PlugdProcess, until
 
 NAME = "Flood"
 RATE = 20_000  # datagrams a second
@@ -90,21 +90,22 @@ def blast(port: int, rate: float, seconds: float, results: SimpleQueue[load.Sent
     packets = mixed(PREBUILT)
     address = (load.TARGET, port)
     batch = max(1, int(rate // 1000))  # paced in ~1 ms steps
-    sent = 0
+    sent = failed = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sendto = sock.sendto
         start = time.monotonic()
         deadline = start + seconds
         while (now := time.monotonic()) < deadline:
-            ahead = start + sent / rate - now
+            ahead = start + (sent + failed) / rate - now
             if ahead > 0:
                 time.sleep(ahead)
             for _ in range(batch):
-                try:  # noqa: SIM105 (a with-statement costs more in this 20,000/s loop)
-                    sendto(packets[sent % PREBUILT], address)
-                except OSError:  # the empty datagram is fine; a full buffer is not fatal
-                    pass
-                sent += 1
+                try:
+                    sendto(packets[(sent + failed) % PREBUILT], address)
+                except OSError:  # a full buffer is not fatal; the datagram was not sent
+                    failed += 1
+                else:
+                    sent += 1
     results.put(load.Sent(sent, time.monotonic() - start))
 
 
@@ -123,14 +124,6 @@ async def read_pushes(ws: ClientConnection, pushes: Pushes) -> None:
             pushes.times.append(time.monotonic())
         else:
             pushes.others += 1
-
-
-async def answer(ws: ClientConnection, command: str) -> dict[str, Any]:
-    """The answer to `command`, skipping the pushes read on the way."""
-    while True:
-        message = json.loads(await ws.recv())
-        if message.get("command") in (command, "error"):
-            return message
 
 
 def summary(seconds: list[float]) -> str:
@@ -243,8 +236,17 @@ async def sample_rss(pid: int, into: list[int]) -> None:
 
 async def status(ws: ClientConnection) -> dict[str, Any]:
     """The daemon's `request_status` answer."""
-    await ws.send(json.dumps({"command": "request_status"}))
-    return await answer(ws, "response_status")
+    return await Client(ws).ask({"command": "request_status"})
+
+
+async def drained(ws: ClientConnection, before: dict[str, Any], sent: int) -> dict[str, Any]:
+    """The daemon's status once every datagram sent since `before` was taken in or dropped
+    by the kernel (its queue overflowed): nothing of the flood is still queued."""
+    async def settled() -> dict[str, Any] | None:
+        now = await status(ws)
+        return now if accounted(before, now, sent) else None
+    after: dict[str, Any] = await until(settled, f"the daemon to account for {sent} datagrams")
+    return after
 
 
 async def measure(uri: str, token: str, pid: int, port: int, seconds: float, rate: float,
@@ -258,8 +260,7 @@ async def measure(uri: str, token: str, pid: int, port: int, seconds: float, rat
     pushes = Pushes()
     async with connect(uri, open_timeout=30, max_size=None) as ctl, \
             connect(uri, open_timeout=30, max_size=None) as page:
-        await ctl.send(json.dumps({"command": "login", "token": token}))
-        if not (await answer(ctl, "response_login")).get("success"):
+        if not (await Client(ctl).ask({"command": "login", "token": token})).get("success"):
             raise RuntimeError("login with the cli-token refused")
         reader = asyncio.create_task(read_pushes(page, pushes))
         sampler = asyncio.create_task(sample_rss(pid, rss))
@@ -268,13 +269,14 @@ async def measure(uri: str, token: str, pid: int, port: int, seconds: float, rat
             before = await status(ctl)
             sender.start()
             began = time.monotonic()
-            await asyncio.sleep(WARMUP)
+            await asyncio.sleep(WARMUP)  # switching under a flood already going
             flood = await switch(ctl, began + seconds, None)
-            while sender.is_alive() and time.monotonic() < began + seconds + 10:
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(sender.join, seconds + 10)
             ended = time.monotonic()
-            await asyncio.sleep(1.0)  # what the kernel queued is drained
-            after = await status(ctl)
+            if results.empty():
+                raise RuntimeError(f"the flood sender failed (exit code {sender.exitcode})")
+            sent = results.get()
+            after = await drained(ctl, before, sent.count)
         finally:
             reader.cancel()
             sampler.cancel()
@@ -283,25 +285,21 @@ async def measure(uri: str, token: str, pid: int, port: int, seconds: float, rat
             if sender.is_alive():
                 sender.kill()
                 sender.join()
-    if results.empty():
-        raise RuntimeError(f"the flood sender failed (exit code {sender.exitcode})")
-    return Outcome(idle, flood, rate, results.get(), (began, ended), pushes, rss, before, after)
+    return Outcome(idle, flood, rate, sent, (began, ended), pushes, rss, before, after)
 
 
 def flood(seconds: float = 60.0, rate: float = RATE, idle_switches: int = IDLE_SWITCHES) -> Outcome:
     """Run a `plugd --simulate`, switch it idle, then flooded; stop it; what was seen."""
     with tempfile.TemporaryDirectory(prefix="plugd-flood-") as tmp:
-        folder = Path(tmp)
-        http_port, udp_port = free_port(socket.SOCK_STREAM), free_port()
-        process = start_plugd(folder, http_port, udp_port)
+        plug = PlugdProcess(Path(tmp), *QUIET, config=PROCESS_CONFIG)
+        assert plug.proc is not None
         try:
-            token = (folder / "state" / "cli-token").read_text().strip()
-            outcome = asyncio.run(measure(f"ws://127.0.0.1:{http_port}/ws", token, process.pid,
-                                          udp_port, seconds, rate, idle_switches))
+            outcome = asyncio.run(measure(f"ws://127.0.0.1:{plug.http}/ws", plug.token,
+                                          plug.proc.pid, plug.udp, seconds, rate, idle_switches))
         finally:
-            code = stop_process(process)
+            code = plug.stop()
         outcome.exit_code = code
-        outcome.errors = logged_errors(folder)
+        outcome.errors = logged_errors(plug.log)
     return outcome
 
 

@@ -15,21 +15,17 @@ thread) is told apart from growth with packets.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import harness, load
+from bench import load
+from bench.harness import accounted, logged_errors
 from bench.report import Row, run_alone
-from plugd.ctl import ask
 from plugd.service.config import MeshConfig
-from tests.support import free_port, stop_process
+from tests.support import PlugdProcess, wait_for
 
 NAME = "Footprint"
 PACKETS = 1_000_000
@@ -38,16 +34,8 @@ RATE = 20_000  # datagrams/s: the ingest target
 TARGET_MB = 40
 MAX_NODES = MeshConfig().max_nodes  # the default, which the daemon runs with here
 IDLE_SECONDS = 10.0  # before the flood: does memory grow with time alone?
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 15.0
-#: The daemon's sockets on loopback only: nothing from the LAN reaches it.
-CONFIG = '[mesh]\nbind = "127.0.0.1"\n[http]\nbind = "127.0.0.1"\n'
-
-
-def plugd_command() -> list[str]:
-    """The installed `plugd` next to this interpreter, else the module."""
-    script = Path(sys.executable).with_name("plugd")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "plugd"]
+#: The daemon's sockets on loopback only, nothing from the LAN reaches it; the default interval.
+CONFIG = {"mesh": {"bind": "127.0.0.1"}}
 
 
 def memory_mb(pid: int, field: str = "VmRSS") -> float:
@@ -58,91 +46,53 @@ def memory_mb(pid: int, field: str = "VmRSS") -> float:
     raise RuntimeError(f"no {field} for process {pid}")
 
 
-def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    """Until the daemon's HTTP port takes a connection (it opens it last but the timers)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"plugd exited at start with code {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"plugd did not open its HTTP port within {START_TIMEOUT:g} s")
+def status(plug: PlugdProcess) -> dict[str, Any]:
+    """The daemon's `request_status` answer."""
+    with plug.session(login=False) as ws:
+        return ws.ask({"command": "request_status"})
 
 
-def settled_status(http_port: int) -> dict[str, Any]:
-    """The daemon's status once its received counter stops moving (its queue is drained)."""
-    url = f"ws://127.0.0.1:{http_port}/ws"
-    status = ask(url, {"command": "request_status"}, 5.0, [])
-    for _ in range(20):
-        time.sleep(0.5)
-        latest = ask(url, {"command": "request_status"}, 5.0, [])
-        if latest["counters"]["received"] == status["counters"]["received"]:
-            return latest
-        status = latest
-    return status
-
-
-def logged_errors(log: Path) -> int:
-    """ERROR lines in the daemon's stderr (plugd logs as `LEVEL name: message`)."""
-    return sum(1 for line in log.read_text(errors="replace").splitlines()
-               if line.startswith(("ERROR ", "CRITICAL ")))
-
-
-@contextmanager
-def plugd_process(tmp: Path, udp_port: int, http_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """`plugd --simulate` on our ports, listening; killed on the way out if still running.
-
-    Its stderr goes to tmp/plugd.log; on an error here, the end of it is shown.
-    """
-    config = tmp / "plugd.toml"
-    config.write_text(CONFIG)
-    command = [*plugd_command(), "--simulate", "--config", str(config),
-               "--state-dir", str(tmp / "state"), "--udp-port", str(udp_port),
-               "--http-port", str(http_port), "--node-id", str(harness.NODE_ID),
-               "--node-name", "Bench", "--broadcast", "127.255.255.255"]
-    with open(tmp / "plugd.log", "wb") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        wait_listening(process, http_port)
-        yield process
-    except Exception:
-        print((tmp / "plugd.log").read_text(errors="replace")[-2000:], file=sys.stderr)
-        raise
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+def settled_status(plug: PlugdProcess, before: dict[str, Any], sent: int) -> dict[str, Any]:
+    """The daemon's status once every datagram sent since `before` is accounted for."""
+    def settled() -> dict[str, Any] | None:
+        now = status(plug)
+        return now if accounted(before, now, sent) else None
+    found: dict[str, Any] = wait_for(settled, f"the daemon to account for {sent:,} datagrams", 120)
+    return found
 
 
 def measure() -> list[Row]:
     """RSS of a `plugd --simulate` process under a flood of node ids."""
-    udp_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
     with tempfile.TemporaryDirectory(prefix="plugd-bench-") as tmp:
-        with plugd_process(Path(tmp), udp_port, http_port) as process:
-            at_start = memory_mb(process.pid)
-            time.sleep(IDLE_SECONDS)
-            idle = memory_mb(process.pid)
-            with load.Sender(udp_port, NODES, count=PACKETS, rate=RATE,
+        plug = PlugdProcess(Path(tmp), name="Bench", config=CONFIG)
+        try:
+            assert plug.proc is not None
+            pid = plug.proc.pid
+            at_start = memory_mb(pid)
+            time.sleep(IDLE_SECONDS)  # the span measured: growth with time alone
+            idle = memory_mb(pid)
+            before = status(plug)
+            with load.Sender(plug.udp, NODES, count=PACKETS, rate=RATE,
                              max_seconds=PACKETS / RATE * 1.5) as sender:
                 sent = sender.wait()
-            status = settled_status(http_port)
-            after, peak = memory_mb(process.pid), memory_mb(process.pid, "VmHWM")
-            exit_code = stop_process(process, STOP_TIMEOUT)
-        errors = logged_errors(Path(tmp, "plugd.log"))
+            settled = settled_status(plug, before, sent.count)
+            after, peak = memory_mb(pid), memory_mb(pid, "VmHWM")
+        except Exception:
+            print(plug.tail(), file=sys.stderr)
+            raise
+        finally:
+            exit_code = plug.stop()
+        errors = logged_errors(plug.log)
 
-    counters = status["counters"]
+    counters = settled["counters"]
     return [
         Row(NAME, f"RSS after {sent.count:,} datagrams from {len(NODES):,} node ids",
             f"{after:.1f} MB", f"< {TARGET_MB} MB", after < TARGET_MB),
         Row(NAME, f"RSS after start / after {IDLE_SECONDS:g} s idle / peak (VmHWM)",
             f"{at_start:.1f} MB / {idle:.1f} MB / {peak:.1f} MB "
             f"(idle growth {(idle - at_start) / IDLE_SECONDS * 60:+.1f} MB/min)"),
-        Row(NAME, "nodes kept by the registry", f"{status['nodesKnown']}",
-            f"≤ max_nodes ({MAX_NODES})", status["nodesKnown"] <= MAX_NODES),
+        Row(NAME, "nodes kept by the registry", f"{settled['nodesKnown']}",
+            f"≤ max_nodes ({MAX_NODES})", settled["nodesKnown"] <= MAX_NODES),
         Row(NAME, "datagrams counted by the daemon",
             f"{counters['received']:,} of {sent.count:,} sent at {sent.rate:,.0f}/s "
             f"({counters['accepted']:,} accepted, "

@@ -1,4 +1,4 @@
-"""What the in-process benchmarks share: free ports, a daemon on mock pins, percentiles.
+"""What the benchmarks share: a daemon on mock pins, a plugd process's configuration, percentiles.
 
 The daemon is the real `plugd.service.daemon.Daemon` (mesh socket, recipes, web
 server, timers) with gpiozero's MockFactory for pins, a throw-away state
@@ -24,29 +24,23 @@ from gpiozero.pins.mock import MockFactory
 
 from bench.report import Row
 from plugd.doors.api import Api
-from plugd.service.config import Config, parse
+from plugd.service.config import Config
 from plugd.service.daemon import Daemon
+from tests import support
+from tests.support import sim_config
 
 #: The daemon's own node, as the benchmarks configure it.
-NODE_ID = 4242
+NODE_ID = support.NODE_ID
 #: After stop, timers the daemon left behind get this long to fire while errors are counted.
 SETTLE = 0.3
 #: Asked of the kernel for every measured receive socket (capped by net.core.rmem_max).
 RECEIVE_BUFFER = 4 << 20
-#: The benchmarks that run `plugd --simulate` as a process of its own, and its configuration:
-#: everything on loopback, a broadcast and a round of pushes every second.
-PLUGD = Path(sys.executable).parent / "plugd"
-PROCESS_CONFIG = """\
-[mesh]
-interval = 1.0
-bind = "127.0.0.1"
-
-[http]
-bind = "127.0.0.1"
-
-[mdns]
-enabled = false
-"""
+#: The configuration of the benchmarks that run `plugd --simulate` as a process of its own
+#: (tests.support.PlugdProcess): everything on loopback, a broadcast and a round of pushes
+#: every second.
+PROCESS_CONFIG = {"mesh": {"interval": 1.0, "bind": "127.0.0.1"}}
+#: Its log level: warnings and errors only, which the benchmarks count.
+QUIET = ("--log-level", "warning")
 
 
 def enlarge_receive_buffer(sock: Any) -> int:
@@ -63,10 +57,22 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def daemon_config(state_dir: str, udp_port: int) -> Config:
     """The benchmark daemon's configuration: simulated, our ports, every socket on loopback."""
-    return parse("", {"state.dir": state_dir, "http.port": 0, "http.bind": "127.0.0.1",
-                      "mesh.udp_port": udp_port, "mesh.bind": "127.0.0.1",
-                      "mesh.broadcast": ["127.255.255.255"], "node.id": NODE_ID,
-                      "node.name": "Bench"}, simulate=True)
+    return sim_config(Path(state_dir), **{"mesh.udp_port": udp_port, "mesh.bind": "127.0.0.1",
+                                          "node.name": "Bench"})
+
+
+def accounted(before: dict[str, Any], now: dict[str, Any], sent: int) -> bool:
+    """Whether two `request_status` answers show every datagram sent between them taken in by
+    the daemon or dropped by the kernel (its queue overflowed): nothing is queued any more."""
+    took = now["counters"]["received"] - before["counters"]["received"]
+    dropped = (now["kernelDrops"] or 0) - (before["kernelDrops"] or 0)
+    return took + dropped >= sent
+
+
+def logged_errors(log: Path) -> int:
+    """ERROR and CRITICAL lines in a plugd process's log (plugd logs as `LEVEL name: message`)."""
+    return sum(line.startswith(("ERROR", "CRITICAL"))
+               for line in log.read_text(errors="replace").splitlines())
 
 
 class ErrorCount(logging.StreamHandler):
@@ -115,23 +121,21 @@ async def running_daemon(udp_port: int) -> AsyncIterator[Running]:
     logger.addHandler(errors)
     with tempfile.TemporaryDirectory(prefix="plugd-bench-") as state_dir:
         factory = MockFactory()
-        daemon = Daemon(daemon_config(state_dir, udp_port), pin_factory=factory)
         try:
-            await daemon.start()
-            body = asyncio.current_task()
-            assert body is not None
-            stopped = asyncio.create_task(daemon.run(), name="bench-stop-watch")
-            stopped.add_done_callback(lambda task: task.cancelled() or body.cancel())
-            try:
-                yield Running(daemon, factory, errors)
-            except asyncio.CancelledError:
-                if stopped.done() and not stopped.cancelled():
-                    raise KeyboardInterrupt from None
-                raise
-            finally:
-                stopped.cancel()
-                await daemon.stop()
-                await asyncio.sleep(SETTLE)
+            async with support.running_daemon(daemon_config(state_dir, udp_port), factory) as daemon:
+                body = asyncio.current_task()
+                assert body is not None
+                stopped = asyncio.create_task(daemon.run(), name="bench-stop-watch")
+                stopped.add_done_callback(lambda task: task.cancelled() or body.cancel())
+                try:
+                    yield Running(daemon, factory, errors)
+                except asyncio.CancelledError:
+                    if stopped.done() and not stopped.cancelled():
+                        raise KeyboardInterrupt from None
+                    raise
+                finally:
+                    stopped.cancel()
+            await asyncio.sleep(SETTLE)
         finally:
             logger.removeHandler(errors)
 

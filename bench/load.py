@@ -134,9 +134,7 @@ class Sender:
 
     async def finished(self) -> Sent:
         """`wait` for code on an event loop, which keeps running meanwhile."""
-        deadline = time.monotonic() + self.max_seconds + 10.0
-        while self.running and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await asyncio.to_thread(self._process.join, self.max_seconds + 10.0)
         return self.wait(timeout=1.0)
 
     def stop(self) -> None:

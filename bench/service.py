@@ -8,73 +8,51 @@ times a second), which is the plug's steady state.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import PLUGD
+from bench.harness import QUIET
 from bench.report import Row, run_alone
-from tests.support import free_port, stop_process
+from tests.support import PlugdProcess
 
 NAME = "Service"
 STARTS = 5
 IDLE_SECONDS = 60.0
-
-
-
-def _start(folder: Path, notify: Path) -> subprocess.Popen[bytes]:
-    args = [str(PLUGD), "--simulate", "--state-dir", str(folder / "state"),
-            "--http-port", str(free_port(socket.SOCK_STREAM)), "--udp-port", str(free_port()),
-            "--broadcast", "127.255.255.255"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "NOTIFY_SOCKET": str(notify)})
+#: Seconds after READY=1 before the idle CPU counts: past the start's own work.
+SETTLE = 2.0
 
 
 def time_to_ready() -> list[float]:
     """Seconds from exec to READY=1, for several fresh starts."""
     times = []
     for _ in range(STARTS):
-        with tempfile.TemporaryDirectory() as tmp, \
-                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            folder = Path(tmp)
-            sock.bind(str(folder / "notify"))
-            sock.settimeout(20)
-            began = time.monotonic()
-            proc = _start(folder, folder / "notify")
-            try:
-                while b"READY=1" not in sock.recv(4096):
-                    pass
-                times.append(time.monotonic() - began)
-            finally:
-                stop_process(proc)
+        with tempfile.TemporaryDirectory() as tmp:
+            plug = PlugdProcess(Path(tmp), *QUIET)
+            plug.stop()
+            times.append(plug.ready_at - plug.spawned_at)
     return times
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def idle_cpu(seconds: float) -> float:
     """Share of one core the simulated plug uses while nothing happens but metering."""
-    with tempfile.TemporaryDirectory() as tmp, \
-            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        folder = Path(tmp)
-        sock.bind(str(folder / "notify"))
-        sock.settimeout(20)
-        proc = _start(folder, folder / "notify")
+    with tempfile.TemporaryDirectory() as tmp:
+        plug = PlugdProcess(Path(tmp), *QUIET)
         try:
-            while b"READY=1" not in sock.recv(4096):
-                pass
-            time.sleep(2.0)  # past the start's own work
-
-            def cpu() -> float:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-            before, began = cpu(), time.monotonic()
-            time.sleep(seconds)
-            return (cpu() - before) / (time.monotonic() - began)
+            assert plug.proc is not None
+            time.sleep(SETTLE)
+            before, began = cpu_seconds(plug.proc.pid), time.monotonic()
+            time.sleep(seconds)  # the span measured
+            return (cpu_seconds(plug.proc.pid) - before) / (time.monotonic() - began)
         finally:
-            stop_process(proc)
+            plug.stop()
 
 
 def run(seconds: float = IDLE_SECONDS) -> list[Row]:

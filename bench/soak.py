@@ -19,9 +19,7 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,10 +30,10 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from bench import load
-from bench.harness import PLUGD, PROCESS_CONFIG
+from bench.harness import PROCESS_CONFIG, QUIET, logged_errors
 from bench.report import Row, run_alone
 from plugd.service.daemon import HISTORY_POINTS
-from tests.support import free_port, stop_process
+from tests.support import PlugdProcess
 
 NAME = "Soak"
 NODES = range(300_001, 300_051)
@@ -51,31 +49,6 @@ RSS_ALLOWANCE_KIB, RSS_ALLOWANCE_SHARE = 2048, 0.03
 FD_ALLOWANCE, TASK_ALLOWANCE = 2.0, 4.0
 
 
-def start_plugd(folder: Path, http_port: int, udp_port: int,
-                config: str = PROCESS_CONFIG) -> subprocess.Popen[bytes]:
-    """`plugd --simulate` on loopback ports of its own, ready when this returns."""
-    (folder / "plugd.toml").write_text(config)
-    notify = folder / "notify"
-    args = [str(PLUGD), "--simulate", "--config", str(folder / "plugd.toml"),
-            "--state-dir", str(folder / "state"), "--http-port", str(http_port),
-            "--udp-port", str(udp_port), "--broadcast", "127.255.255.255",
-            "--log-level", "warning"]
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
-    env.pop("JOURNAL_STREAM", None)  # keep the log on our stderr file
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(str(notify))
-        sock.settimeout(30)
-        with open(folder / "stderr", "wb") as stderr:  # the child keeps its own copy
-            process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
-        try:
-            while b"READY=1" not in sock.recv(4096):
-                pass
-        except BaseException:
-            stop_process(process)
-            raise
-    return process
-
-
 def rss_kib(pid: int) -> int:
     """Resident memory of `pid` in KiB (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -87,12 +60,6 @@ def rss_kib(pid: int) -> int:
 def open_fds(pid: int) -> int:
     """Open file descriptors of a process."""
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def logged_errors(folder: Path) -> int:
-    """Error lines in a run's captured stderr."""
-    lines = (folder / "stderr").read_text(errors="replace").splitlines()
-    return sum(line.startswith(("ERROR", "CRITICAL")) for line in lines)
 
 
 @dataclass
@@ -219,18 +186,17 @@ def run(minutes: float = 30.0) -> list[Row]:
         raise ValueError(f"a soak needs more than {(WARMUP + 5 * SAMPLE_EVERY) / 60:g} minutes: "
                          f"the first {WARMUP / 60:g} are warm-up")
     with tempfile.TemporaryDirectory(prefix="plugd-soak-") as tmp:
-        folder = Path(tmp)
-        http_port, udp_port = free_port(socket.SOCK_STREAM), free_port()
-        uri = f"ws://127.0.0.1:{http_port}/ws"
-        process = start_plugd(folder, http_port, udp_port)
+        plug = PlugdProcess(Path(tmp), *QUIET, config=PROCESS_CONFIG)
+        assert plug.proc is not None
         try:
-            with load.Sender(udp_port, NODES, count=int(len(NODES) * (seconds + 120)),
+            with load.Sender(plug.udp, NODES, count=int(len(NODES) * (seconds + 120)),
                              rate=len(NODES), max_seconds=seconds + 120) as sender:
-                samples, traffic, final = asyncio.run(soak(uri, process.pid, seconds))
+                samples, traffic, final = asyncio.run(
+                    soak(f"ws://127.0.0.1:{plug.http}/ws", plug.proc.pid, seconds))
                 senders_lasted = sender.running
         finally:
-            code = stop_process(process)
-        errors = logged_errors(folder)
+            code = plug.stop()
+        errors = logged_errors(plug.log)
     first, last = samples[0], samples[-1]
     counters = final["counters"]
     return [

@@ -1,9 +1,10 @@
-"""Shared fixtures: free ports, a daemon on simulated pins, and a WebSocket client."""
+"""Shared fixtures: a daemon on simulated pins, a logged-in WebSocket client, the GPIO stand-in;
+and strict skips (the helpers themselves are in tests/support.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -12,18 +13,19 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, settings
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from plugd.hardware.sim.gpio import StandInGPIO, install
-from plugd.service.config import Config, parse
 from plugd.service.daemon import Daemon
-from tests.support import free_port
+from tests.support import NODE_ID, Client, running_daemon, sim_config
+
+#: What the other test modules take from here.
+__all__ = ["NODE_ID", "Client", "sim_config"]
 
 # Tests check behaviour, never timings: no deadline, and no health check that a busy machine fails.
 settings.register_profile("plugd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("plugd")
 
-NODE_ID = 4242
 #: In CI, and in `make test` as root, a skip is a failure: a harness that could not run proved
 #: nothing. A developer without root may still skip, and is told why.
 STRICT_SKIPS = os.environ.get("PLUGD_STRICT_SKIPS") == "1"
@@ -48,17 +50,6 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     """A module skipped whole fails in strict mode."""
     outcome = yield
     _strict(outcome.get_result())
-#: What the daemon sends unasked; a request's answer is the first other message.
-PUSHES = ("thing_update", "node_update", "event")
-
-
-def sim_config(state_dir: Path, **overrides: Any) -> Config:
-    """A simulated plug on loopback with ports of its own."""
-    values = {"state.dir": str(state_dir), "http.port": 0, "http.bind": "127.0.0.1",
-              "mesh.udp_port": free_port(), "mesh.broadcast": ["127.255.255.255"],
-              "node.id": NODE_ID, "node.name": "TestPlug", "mdns.enabled": False}
-    values.update(overrides)
-    return parse("", values, simulate=True)
 
 
 @pytest.fixture
@@ -75,26 +66,18 @@ async def make_daemon(tmp_path: Path,
                       factory: MockFactory) -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
     """Start daemons on simulated chips with configuration overrides; each is stopped at the
     end (a test may stop one itself, to restart on the same state)."""
-    started: list[Daemon] = []
-
-    async def start(**overrides: Any) -> Daemon:
-        d = Daemon(sim_config(tmp_path / "state", **overrides), pin_factory=factory)
-        await d.start()
-        started.append(d)
-        return d
-    yield start
-    for d in started:
-        await d.stop()
+    async with contextlib.AsyncExitStack() as started:
+        async def start(**overrides: Any) -> Daemon:
+            return await started.enter_async_context(
+                running_daemon(sim_config(tmp_path / "state", **overrides), factory))
+        yield start
 
 
 @pytest.fixture
 async def daemon(tmp_path: Path, factory: MockFactory) -> AsyncIterator[Daemon]:
-    d = Daemon(sim_config(tmp_path / "state"), pin_factory=factory)
-    await d.start()
-    try:
-        yield d
-    finally:
-        await d.stop()
+    """A started daemon on simulated chips."""
+    async with running_daemon(sim_config(tmp_path / "state"), factory) as started:
+        yield started
 
 
 @pytest.fixture
@@ -105,30 +88,6 @@ def gpio() -> Iterator[StandInGPIO]:
     stand_in.reset()
     yield stand_in
     stand_in.reset()
-
-
-class Client:
-    """A WebSocket client that sends a request and waits for its answer."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.pushed: list[dict[str, Any]] = []
-
-    async def ask(self, request: dict[str, Any] | str, answer: str | None = None) -> dict[str, Any]:
-        await self.ws.send(request if isinstance(request, str) else json.dumps(request))
-        while True:
-            message = json.loads(await self.ws.recv())
-            if message["command"] in PUSHES:
-                self.pushed.append(message)
-                continue
-            if answer is None or message["command"] in (answer, "error"):
-                return message
-
-    async def next_push(self, command: str) -> dict[str, Any]:
-        while True:
-            message = json.loads(await self.ws.recv())
-            if message["command"] == command:
-                return message
 
 
 @pytest.fixture

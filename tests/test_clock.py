@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 
-from conftest import Client, sim_config
 from websockets.asyncio.client import connect
 
 from plugd.core.metering import EnergyCounter
@@ -25,7 +24,7 @@ from plugd.doors.limits import PER_ADDRESS
 from plugd.service.daemon import Daemon
 from plugd.service.plug import Plug
 from plugd.service.store import StateDir
-from tests.support import Heard, until
+from tests.support import Client, Heard, sim_config, until
 
 HOUR = 3600.0
 OWN, PEER = 4242, 777
@@ -118,8 +117,6 @@ def test_the_login_rate_limit_counts_in_monotonic_time(tmp_path):
 
 
 # --- a daemon on a wall clock that NTP steps ---------------------------------------------------
-
-
 
 
 class Peer:

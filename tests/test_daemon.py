@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -27,7 +26,6 @@ def running(tmp_path):
     yield start
     for r in started:
         r.stop()
-
 
 
 def test_simulated_plug_broadcasts_esp_datagrams_on_loopback(running, tmp_path):
@@ -54,20 +52,11 @@ def test_an_esp_datagram_shows_the_node_and_its_recipe_switches_the_relay(runnin
     nodes = json.loads(plug.ctl("--json", "nodes").stdout)["nodes"]
     assert {n["id"] for n in nodes} == {4242, 10223344}
 
-    import asyncio
-
-    from websockets.asyncio.client import connect
-
-    async def save_recipe():
-        async with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
-            token = (plug.state / "cli-token").read_text().strip()
-            await ws.send(json.dumps({"command": "login", "token": token}))
-            await ws.send(json.dumps({"command": "save_recipe", "recipe": {
-                "name": "follow", "sourceNodeId": 10223344, "sourceThingId": 2, "relation": 2,
-                "targetValue": 1000, "localThingId": 1, "localValue": 1}}))
-            while (answer := json.loads(await ws.recv()))["command"] != "response_save_recipe":
-                assert answer["command"] != "error", answer
-    asyncio.run(save_recipe())
+    with plug.session() as ws:
+        answer = ws.ask({"command": "save_recipe", "recipe": {
+            "name": "follow", "sourceNodeId": 10223344, "sourceThingId": 2, "relation": 2,
+            "targetValue": 1000, "localThingId": 1, "localValue": 1}})
+    assert answer["success"], answer
     assert plug.status()["relay"] is False
     send_udp(plug.udp, b"10223344:SmartPlugEsp&2:1600.00")
     wait_for(lambda: plug.status()["relay"], "the recipe to switch the relay on")
@@ -106,15 +95,14 @@ def test_two_simulated_plugs_mesh_over_loopback(running):
     assert a.stop() == 0 and b.stop() == 0
 
 
-def test_sighup_reloads_and_a_bad_file_keeps_the_running_configuration(running, tmp_path):
-    config = tmp_path / "plugd.toml"
-    config.write_text('[node]\nname = "Before"\n')
-    plug = running("--config", str(config), name=None)
+def test_sighup_reloads_and_a_bad_file_keeps_the_running_configuration(running):
+    plug = running(name="Before")
     assert plug.status()["nodeName"] == "Before"
-    config.write_text('[node]\nname = "After"\n')
+    plug.configure({"node": {"name": "After"}})
     plug.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: plug.status()["nodeName"] == "After", "the new name")
-    config.write_text("[node]\nname = 5\n")
+    wait_for(lambda: len(plug.said("READY=1")) == 2, "the reload to say READY=1")
+    assert plug.said("RELOADING=1") and plug.status()["nodeName"] == "After"
+    plug.config_file.write_text("[node]\nname = 5\n")
     plug.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "node.name: expected a string" in plug.log.read_text(), "the refusal")
     assert plug.status()["nodeName"] == "After"
@@ -163,48 +151,21 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
     assert done.returncode == 1 and "cannot start" in done.stderr
 
 
-def test_systemd_sees_ready_status_and_watchdog_pings_that_stop_while_the_loop_hangs(tmp_path):
-    notify = tmp_path / "notify"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(str(notify))
-        sock.settimeout(15)
-        env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "200000"}
-        plug = PlugdProcess(tmp_path, name="SimPlug", env=env)
-        try:
-            messages: list[tuple[float, str]] = []
-
-            def until(check) -> None:
-                while not check():
-                    messages.append((time.monotonic(), sock.recv(4096).decode()))
-
-            until(lambda: any("READY=1" in m for _, m in messages))
-            ready = next(m for _, m in messages if "READY=1" in m)
-            assert "STATUS=relay off" in ready and "nodes online" in ready
-            until(lambda: sum(m == "WATCHDOG=1" for _, m in messages) >= 5)
-            hang = subprocess.Popen([sys.executable, "-c", HANG, str(plug.http),
-                                     str(plug.state / "cli-token")])
-            # the loop is blocked for 2 s: pings stop, then come back
-            start = time.monotonic()
-            until(lambda: time.monotonic() - start > 4 and messages[-1][1] == "WATCHDOG=1")
-            assert hang.wait(timeout=30) == 0
-            pings = [t for t, m in messages if m == "WATCHDOG=1" and t > start - 1]
-            longest = max(b - a for a, b in itertools.pairwise(pings))
-            assert longest > 1.5  # silence while it hung; systemd would have restarted it
-            assert plug.stop() == 0
-            until(lambda: any("STOPPING=1" in m for _, m in messages))
-        finally:
-            if plug.proc.poll() is None:
-                plug.proc.kill()
-
-
-HANG = """
-import asyncio, json, sys
-from websockets.asyncio.client import connect
-async def main():
-    async with connect(f"ws://127.0.0.1:{sys.argv[1]}/ws") as ws:
-        await ws.send(json.dumps({"command": "login", "token": open(sys.argv[2]).read().strip()}))
-        await ws.send(json.dumps({"command": "simulate_hang", "seconds": 2}))
-        while json.loads(await ws.recv())["command"] != "response_simulate_hang":
-            pass
-asyncio.run(main())
-"""
+def test_systemd_sees_ready_status_and_watchdog_pings_that_stop_while_the_loop_hangs(running):
+    plug = running(env={"WATCHDOG_USEC": "200000"})  # a ping every 0.1 s
+    ready = next(m for _, m in plug.notices if b"READY=1" in m.split(b"\n"))
+    assert b"STATUS=relay off" in ready and b"nodes online" in ready
+    wait_for(lambda: len(plug.said("WATCHDOG=1")) >= 5, "five watchdog pings")
+    with plug.session() as ws:
+        asked = time.monotonic()
+        answer = ws.ask({"command": "simulate_hang", "seconds": 2})
+        answered = time.monotonic()
+    assert answer["command"] == "response_simulate_hang", answer
+    # The loop was blocked for 2 s in between: the pings stopped, and they come back.
+    wait_for(lambda: sum(t > answered for t in plug.said("WATCHDOG=1")) >= 3, "pings after the hang")
+    pings = plug.said("WATCHDOG=1")
+    silent_from, silent_to = max(itertools.pairwise(pings), key=lambda gap: gap[1] - gap[0])
+    assert silent_from < answered and silent_to > asked, (asked, answered, pings)
+    assert silent_to - silent_from > 1.5, pings  # silence while it hung: systemd would restart it
+    assert plug.stop() == 0
+    assert plug.said("STOPPING=1")

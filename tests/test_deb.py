@@ -14,8 +14,6 @@ import configparser
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -25,7 +23,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from plugd import __version__
-from tests.support import free_port, wait_for
+from tests.support import PlugdProcess
 
 TOP = Path(__file__).resolve().parent.parent
 PACKAGING = TOP / "packaging" / "deb"
@@ -292,45 +290,23 @@ def test_imports_come_from_the_package_or_its_dependencies(unpacked: Path) -> No
     assert not {line.split(" ")[0].split(".")[0] for line in out.splitlines()} & BLINKA
 
 
-def wait_for_page(url: str, process: subprocess.Popen[str]) -> bytes:
-    """The page's bytes once plugd serves it (it failing to start fails the test)."""
-    def page() -> bytes | None:
-        assert process.poll() is None, f"plugd exited: {process.communicate()[1]}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                return answer.read()
-        except OSError:
-            return None
-    return wait_for(page, f"the page at {url}")
-
-
 def test_simulated_plug_runs_from_the_unpacked_tree(unpacked: Path, tmp_path: Path) -> None:
     debian_python()
     www = unpacked / "usr/share/plugd/www"
-    state = tmp_path / "state"
     # The unpacked page is not in /usr/share/plugd/www, where find_www looks: name it.
-    config = tmp_path / "plugd.toml"
-    config.write_text(f'[http]\nbind = "127.0.0.1"\nwww_dir = "{www}"\n')
-    http_port = free_port(socket.SOCK_STREAM)
-    daemon = subprocess.Popen(
-        [str(unpacked / "usr/bin/plugd"), "--simulate", "--config", str(config), "--state-dir", str(state),
-         "--http-port", str(http_port), "--udp-port", str(free_port()), "--broadcast", "127.255.255.255",
-         "--node-id", "4343", "--node-name", "DebPlug"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    plug = PlugdProcess(tmp_path, program=unpacked / "usr/bin/plugd", node_id=4343, name="DebPlug",
+                        config={"http": {"www_dir": str(www)}})
     try:
-        assert wait_for_page(f"http://127.0.0.1:{http_port}/", daemon) == (www / "index.html").read_bytes()
-        token = ["--token-file", str(state / "cli-token")] if (state / "cli-token").exists() else []
-        status = run(unpacked / "usr/bin/plugctl", "--port", http_port, *token, "status", timeout=30).stdout
+        with urllib.request.urlopen(plug.url, timeout=30) as page:
+            assert page.read() == (www / "index.html").read_bytes()
+        status = run(unpacked / "usr/bin/plugctl", "--port", plug.http, "--token-file",
+                     plug.state / "cli-token", "status", timeout=30).stdout
         assert "DebPlug" in status and f"plugd {__version__}" in status
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=15)
-        assert daemon.returncode == 0, err
-        assert "plugd stopped" in err
-        assert (state / "things.json").is_file()
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
+        code = plug.stop()
+    assert code == 0, plug.tail()
+    assert "plugd stopped" in plug.log.read_text()
+    assert (plug.state / "things.json").is_file()
 
 
 # --- maintainer scripts ---------------------------------------------------------------------

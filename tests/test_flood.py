@@ -48,6 +48,7 @@ def test_invalid_and_spoofed_datagrams_are_counted(outcome):
 
 
 def test_memory_stays_bounded_and_the_daemon_ends_cleanly(outcome):
+    assert len(outcome.rss_kib) >= 2, outcome.rss_kib  # sampled through the flood
     assert max(outcome.rss_kib) - min(outcome.rss_kib) < MAX_RSS_GROWTH_KIB
     assert (outcome.errors, outcome.exit_code) == (0, 0)
 

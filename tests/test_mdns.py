@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from zeroconf import AddressResolverIPv4, ServiceStateChange, Zeroconf
@@ -213,16 +214,36 @@ async def failures() -> None:
 
 
 async def cancelled_start() -> None:
-    """The daemon starts mDNS as a task of its own, which stop() cancels before close()."""
+    """The daemon starts mDNS as a task of its own, which stop() cancels before close(): once
+    while it asks whether the host name is taken, once while it probes the service name (each
+    moment seen as it comes, through the real calls)."""
     announcer = Announcer(4242, "Kitchen Plug", 8080, "1.2.3", addresses=[HERE])
-    for probing in (0.3, 1.2):  # asking for the host name; probing the service name
-        task = asyncio.create_task(announcer.start())
-        await asyncio.sleep(probing)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await announcer.close()
-        assert announcer.host is None
-        assert await resolve("kitchen-plug.local.", timeout=1.0) == []
+    asking, probing = asyncio.Event(), asyncio.Event()
+    host_taken = announcer._host_taken
+    register = AsyncZeroconf.async_register_service
+
+    async def ask(host: str) -> bool:
+        asking.set()
+        return await host_taken(host)
+
+    async def probe(zc: AsyncZeroconf, *args: Any, **kwargs: Any) -> Awaitable[None]:
+        announced = await register(zc, *args, **kwargs)  # its probes are under way
+        probing.set()
+        return announced
+
+    announcer._host_taken = ask  # type: ignore[method-assign]
+    AsyncZeroconf.async_register_service = probe  # type: ignore[method-assign,assignment]
+    try:
+        for moment in (asking, probing):
+            task = asyncio.create_task(announcer.start())
+            await asyncio.wait_for(moment.wait(), WAIT)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await announcer.close()
+            assert announcer.host is None
+            assert await resolve("kitchen-plug.local.", timeout=1.0) == []
+    finally:
+        AsyncZeroconf.async_register_service = register  # type: ignore[method-assign]
 
 
 async def interfaces() -> None:

@@ -377,6 +377,17 @@ def test_only_identical_messages_are_repeats(logger: logging.Logger, clock: Cloc
     assert handler.lines == ["node A online", "node B online", "node A online", "node A online"]
 
 
+def test_the_rendered_message_is_what_repeats_not_its_template(
+        logger: logging.Logger, clock: Clock, collected: tuple[Collect, RepeatFilter]) -> None:
+    handler, repeat = collected
+    logger.info("node A online")
+    logger.info("node %s online", "A")  # another template, the same words: a repeat
+    logger.info("%s online", "node A")
+    clock.now += 60
+    repeat.flush()
+    assert handler.lines == ["node A online", "node A online (repeated 2 times in the last 60 s)"]
+
+
 def test_a_storm_of_distinct_messages_follows_a_bounded_number(logger: logging.Logger,
                                                                clock: Clock) -> None:
     handler = Collect()

@@ -16,15 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.support import PlugdProcess
+from tests.support import PlugdProcess, merged
 
 CHROMIUM = os.environ.get("PLUGD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HERE = Path(__file__).parent
 DOCS_SHOTS = HERE.parent.parent / "docs" / "screenshots"
-#: A short broadcast interval, so a silent node is offline after 1.5 s; the page on loopback only.
-CONFIG = {"http": {"bind": "127.0.0.1"}, "mesh": {"interval": 0.5}}
+#: A short broadcast interval, so a silent node is offline after 1.5 s (the page is on loopback
+#: only, as every PlugdProcess's).
+CONFIG = {"mesh": {"interval": 0.5}}
 TIMEOUT_MS = 20_000  # generous: a busy CI machine starts Chromium slowly
 
 
@@ -55,13 +56,6 @@ def expect(target: Any, *args: Any, **kwargs: Any) -> Any:
     return playwright_expect(target, *args, **kwargs)
 
 
-def start_plugd(tmp: Path, config: dict[str, dict[str, Any]] | None = None) -> PlugdProcess:
-    """`plugd --simulate` with CONFIG, and `config`'s tables laid over it."""
-    tables = {name: {**CONFIG.get(name, {}), **(config or {}).get(name, {})}
-              for name in {*CONFIG, *(config or {})}}
-    return PlugdProcess(tmp, config=tables)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "plugd_config(tables): the daemon's configuration, beside CONFIG")
 
@@ -69,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def plug(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PlugdProcess]:
     marker = request.node.get_closest_marker("plugd_config")
-    daemon = start_plugd(tmp_path, marker.args[0] if marker else None)
+    daemon = PlugdProcess(tmp_path, config=merged(CONFIG, marker.args[0] if marker else None))
     try:
         yield daemon
     finally:

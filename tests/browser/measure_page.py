@@ -1,7 +1,7 @@
 """Figures for the page, not a test: what the first load transfers, and how long a relay change
 made through plugctl takes to show on the page.
 
-    .venv/bin/python tests/browser/measure_page.py [--rounds 20]
+    .venv/bin/python -m tests.browser.measure_page [--rounds 20]
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import CHROMIUM, CHROMIUM_ARGS, MISSING, start_plugd
-
 from plugd.ctl import ask
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, CONFIG, MISSING
 from tests.support import PlugdProcess
 
 WATCH = """() => {
@@ -89,7 +87,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        plug = start_plugd(Path(tmp))
+        plug = PlugdProcess(Path(tmp), config=CONFIG)
         try:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()

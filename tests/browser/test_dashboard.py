@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from websockets.sync.client import connect
 
 from tests.support import wait_for
 
@@ -113,12 +110,8 @@ def test_the_chart_starts_from_the_daemons_history(open_page, plug):
 
 
 def plug_history(plug) -> list:
-    with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
-        ws.send(json.dumps({"command": "request_history"}))
-        while True:
-            answer = json.loads(ws.recv(timeout=5))
-            if answer["command"] == "response_history":
-                return answer["history"]
+    with plug.session(login=False) as ws:
+        return ws.ask({"command": "request_history"})["history"]
 
 
 def test_the_page_reconnects_after_the_daemon_restarts(open_page, plug):

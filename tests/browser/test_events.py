@@ -1,31 +1,17 @@
 """The Events view: causes in words, repeats as one line with a count."""
 
-import json
-
-from websockets.sync.client import connect
-
 from .conftest import expect
 
 RECIPE = {"name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3,
           "targetValue": 19, "localThingId": 1, "localValue": 1}
 
 
-def ask(ws, request):
-    ws.send(json.dumps(request))
-    expected = "response_" + request["command"].removeprefix("request_")
-    while True:
-        answer = json.loads(ws.recv(timeout=30))
-        if answer["command"] in (expected, "error"):
-            return answer
-
-
 def test_events_say_why_in_words_and_repeats_are_one_line(open_page, plug):
-    with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
+    with plug.session(login=False) as ws:
         for _ in range(3):
-            assert not ask(ws, {"command": "login", "password": "not it"})["success"]
-        token = (plug.state / "cli-token").read_text().strip()
-        assert ask(ws, {"command": "login", "token": token})["success"]
-        assert ask(ws, {"command": "save_recipe", "recipe": RECIPE})["success"]
+            assert not ws.ask({"command": "login", "password": "not it"})["success"]
+        assert ws.ask({"command": "login", "token": plug.token})["success"]
+        assert ws.ask({"command": "save_recipe", "recipe": RECIPE})["success"]
     tab = open_page().open().login()
     page = tab.page
     tab.view("events")
@@ -45,9 +31,9 @@ def test_a_pushed_repeat_updates_its_line_on_the_open_page(open_page, plug):
     page = tab.page
     tab.view("events")
     expect(page.locator("#event-list li").first).to_contain_text("relay off at start")
-    with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
+    with plug.session(login=False) as ws:
         for _ in range(3):
-            assert not ask(ws, {"command": "login", "password": "not it"})["success"]
+            assert not ws.ask({"command": "login", "password": "not it"})["success"]
     failed = page.locator("#event-list li", has_text="failed login")
     expect(failed.locator(".repeats")).to_contain_text("×3")
     expect(failed).to_have_count(1)

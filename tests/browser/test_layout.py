@@ -7,14 +7,12 @@ chart has a history worth showing.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from websockets.sync.client import connect
 
 from tests.support import wait_for
 
@@ -53,14 +51,9 @@ def peers_talking(plug) -> Iterator[None]:
 
 def populate(plug) -> None:
     """A plug worth a picture: relay on, a load that changes, two recipes."""
-    with connect(f"ws://127.0.0.1:{plug.http}/ws") as ws:
-        token = (plug.state / "cli-token").read_text().strip()
-        requests = [{"command": "login", "token": token}]
-        requests += [{"command": "save_recipe", "recipe": recipe} for recipe in RECIPES]
-        for request in requests:
-            ws.send(json.dumps(request))
-            while json.loads(ws.recv(timeout=5))["command"] in ("thing_update", "node_update", "event"):
-                pass
+    with plug.session() as ws:
+        for recipe in RECIPES:
+            assert ws.ask({"command": "save_recipe", "recipe": recipe})["success"]
     assert plug.ctl("on").returncode == 0
     seconds = float(os.environ.get("PLUGD_SCREENSHOT_SECONDS", "0"))
     loads = (1400, 900, 1800, 600, 1200) if seconds else (1400,)
@@ -68,6 +61,19 @@ def populate(plug) -> None:
         plug.ctl("load", str(watts))
         wait_for(lambda: plug.ask("status")["power"] > 0, "power")
         threading.Event().wait(seconds / len(loads))
+
+
+def show(tab, view: str) -> None:
+    """Open a view and wait until it shows what `populate` made, painted."""
+    page = tab.page
+    tab.view(view)
+    expect(page.locator(f"#view-{view}")).to_be_visible()
+    if view == "nodes":
+        expect(page.locator("#node-list .badge", has_text="online")).to_have_count(2)
+    if view == "recipes":
+        expect(page.locator("#recipe-list li")).to_have_count(2)
+    # Two more frames drawn: the chart's and the list's last changes are on the screen.
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -82,12 +88,7 @@ def test_a_phone_never_scrolls_sideways(open_page, plug, shots, scheme):
             assert width <= 360, f"{what}: {width} px wide on a 360 px screen"
 
         for view in VIEWS:
-            tab.view(view)
-            expect(page.locator(f"#view-{view}")).to_be_visible()
-            if view == "nodes":
-                expect(page.locator("#node-list .badge", has_text="online")).to_have_count(2)
-            if view == "recipes":
-                expect(page.locator("#recipe-list li")).to_have_count(2)
+            show(tab, view)
             fits(view)
             if view in ("dashboard", "nodes", "recipes"):
                 tab.shot(shots, f"{view}-phone-{scheme}", full_page=False, docs=scheme == "dark")
@@ -102,14 +103,7 @@ def test_desktop_screenshots(open_page, plug, shots):
     with peers_talking(plug):
         populate(plug)
         tab = open_page(width=1100, height=800).open()
-        page = tab.page
         for view in ("dashboard", "nodes", "recipes"):
-            tab.view(view)
-            expect(page.locator(f"#view-{view}")).to_be_visible()
-            if view == "nodes":
-                expect(page.locator("#node-list .badge", has_text="online")).to_have_count(2)
-            if view == "recipes":
-                expect(page.locator("#recipe-list li")).to_have_count(2)
-            page.wait_for_timeout(300)  # the chart's and the nodes' next frame
+            show(tab, view)
             assert tab.shot(shots, f"{view}-desktop").stat().st_size > 10_000
     assert tab.errors == []

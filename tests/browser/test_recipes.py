@@ -8,6 +8,19 @@ from tests.support import wait_for
 from .conftest import expect
 
 
+def recipes_view(open_page):
+    """A logged-in tab on the Recipes view, and its page."""
+    tab = open_page().open("recipes").login()
+    tab.view("recipes")
+    return tab, tab.page
+
+
+def submit_recipe(page, **fields: str) -> None:
+    """A new recipe filled in on the editor (as `fill_recipe` takes them) and submitted."""
+    fill_recipe(page, **fields)
+    page.click("#recipe-form button[type=submit]")
+
+
 def fill_recipe(page, *, name: str, node: str, thing: str, relation: str, value: str) -> None:
     page.click("#recipe-new")
     page.fill("#r-name", name)
@@ -22,11 +35,8 @@ def fill_recipe(page, *, name: str, node: str, thing: str, relation: str, value:
 
 
 def test_a_recipe_from_the_editor_follows_an_esp_node(open_page, plug):
-    tab = open_page().open("recipes").login()
-    page = tab.page
-    tab.view("recipes")
-    fill_recipe(page, name="Warm kitchen", node="777", thing="5", relation="is below", value="19")
-    page.click("#recipe-form button[type=submit]")
+    tab, page = recipes_view(open_page)
+    submit_recipe(page, name="Warm kitchen", node="777", thing="5", relation="is below", value="19")
     expect(page.locator("#recipe-form")).to_be_hidden()
     item = page.locator("#recipe-list li").first
     expect(item).to_contain_text("If node 777: thing 5 is below 19, set Plug to On.")
@@ -44,11 +54,8 @@ def test_a_recipe_from_the_editor_follows_an_esp_node(open_page, plug):
 
 
 def test_bad_input_is_shown_next_to_its_field_and_nothing_is_saved(open_page, plug):
-    tab = open_page().open("recipes").login()
-    page = tab.page
-    tab.view("recipes")
-    fill_recipe(page, name="Heat & cool", node="kitchen", thing="5", relation="is above", value="warm")
-    page.click("#recipe-form button[type=submit]")
+    tab, page = recipes_view(open_page)
+    submit_recipe(page, name="Heat & cool", node="kitchen", thing="5", relation="is above", value="warm")
     # Found by the page: not numbers.
     expect(page.locator("[data-field=sourceNodeId] .field-error")).to_contain_text("whole number")
     expect(page.locator("[data-field=targetValue] .field-error")).to_contain_text("Type a number")
@@ -67,12 +74,9 @@ def test_bad_input_is_shown_next_to_its_field_and_nothing_is_saved(open_page, pl
 
 
 def test_recipes_are_reordered_and_deleted(open_page, plug):
-    tab = open_page().open("recipes").login()
-    page = tab.page
-    tab.view("recipes")
+    tab, page = recipes_view(open_page)
     for name, relation, value in (("Cold", "is below", "19"), ("Warm", "is above", "21")):
-        fill_recipe(page, name=name, node="777", thing="5", relation=relation, value=value)
-        page.click("#recipe-form button[type=submit]")
+        submit_recipe(page, name=name, node="777", thing="5", relation=relation, value=value)
         expect(page.locator("#recipe-form")).to_be_hidden()
     names = page.locator("#recipe-list li h3")
     expect(names).to_have_text(["Cold", "Warm"])

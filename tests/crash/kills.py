@@ -22,9 +22,12 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from .ledger import ABSENT, Key, Ledger
-from .process import Client, Plugd, write_config
+from tests.support import Client, PlugdProcess
 
+from .ledger import ABSENT, Key, Ledger
+
+#: Everything on loopback; no mDNS (the process's defaults) and the mesh bound to loopback too.
+CONFIG = {"mesh": {"bind": "127.0.0.1"}}
 #: Recipes listen to this node, which never speaks: they never switch anything.
 SILENT_NODE = 777
 MAX_RECIPES = 12
@@ -141,7 +144,7 @@ class Stream:
                 self.ledger.answer(change, ok, key)
                 if ok and key is not None and key[0] == "recipe":
                     (self.recipes.discard if value is ABSENT else self.recipes.add)(key[1])
-        except (ConnectionClosed, OSError):
+        except (ConnectionClosed, ConnectionError):
             return
 
 
@@ -152,8 +155,8 @@ async def run(work: Path, kills: int, seed: int, *, clients: int = 3, max_delay:
     summary = Summary(seed)
     rng = random.Random(seed)
     names = itertools.count(1)
-    plugd = Plugd(work / "state", write_config(work / "plugd.toml"), work / "plugd.log")
-    await plugd.start()
+    plugd = PlugdProcess(work, config=CONFIG, start=False)
+    await asyncio.to_thread(plugd.start)
     try:
         reader = await plugd.client()
         baseline = await observe(reader)
@@ -166,12 +169,12 @@ async def run(work: Path, kills: int, seed: int, *, clients: int = 3, max_delay:
             tasks = [asyncio.create_task(s.run()) for s in streams]
             await asyncio.sleep(rng.uniform(0.0, max_delay))
             plugd.kill()
-            await plugd.wait()
+            await asyncio.to_thread(plugd.wait)
             await asyncio.gather(*tasks)
             for stream in streams:
                 await stream.client.close()
             problems = check_files(plugd.state)
-            await plugd.start()
+            await asyncio.to_thread(plugd.start)
             assert plugd.proc is not None
             problems += check_files(plugd.state, plugd.proc.pid)
             reader = await plugd.client()
@@ -187,6 +190,6 @@ async def run(work: Path, kills: int, seed: int, *, clients: int = 3, max_delay:
                 progress(f"kill {kill}: {len(problems)} problems" +
                          "".join(f"\n  {p}" for p in problems))
     finally:
-        await plugd.stop()
+        await asyncio.to_thread(plugd.stop)
         summary.seconds = time.monotonic() - started
     return summary

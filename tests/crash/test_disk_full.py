@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, sim_config
 from gpiozero.pins.mock import MockFactory
 from websockets.asyncio.client import connect
 
 from plugd.service.daemon import Daemon
+from tests.support import Client, running_daemon, sim_config
 
 RELAY_PIN = 17
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
+DISK_BYTES = 256 * 1024
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a tmpfs (the disk to fill) needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "plugd-test",
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0700", "plugd-test",
                            str(mount)], capture_output=True, text=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
@@ -48,14 +49,15 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Write until the disk refuses; the file that took the space."""
     filler = disk / "filler"
+    chunk = b"\0" * 4096
     with filler.open("wb", buffering=0) as out:
-        chunk = b"\0" * 4096
         try:
-            while True:
+            for _ in range(4 * DISK_BYTES // len(chunk)):
                 out.write(chunk)
         except OSError as err:
             assert err.errno == errno.ENOSPC, err
-    return filler
+            return filler
+    raise AssertionError(f"{4 * DISK_BYTES} bytes written to a {DISK_BYTES}-byte disk: not full")
 
 
 def stored(state: Path) -> dict[str, bytes]:
@@ -64,13 +66,11 @@ def stored(state: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 async def daemon_on_small_disk(small_disk: Path, factory: MockFactory) -> AsyncIterator[Daemon]:
-    daemon = Daemon(sim_config(small_disk / "state"), pin_factory=factory)
-    await daemon.start()
-    try:
-        yield daemon
-    finally:
-        (small_disk / "filler").unlink(missing_ok=True)  # stopping saves everything
-        await daemon.stop()
+    async with running_daemon(sim_config(small_disk / "state"), factory) as daemon:
+        try:
+            yield daemon
+        finally:
+            (small_disk / "filler").unlink(missing_ok=True)  # stopping saves everything
 
 
 async def refused(client: Client, request: dict[str, Any]) -> str:

@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
 
 from mesh import netns
-from tests.support import stop_process, wait_for
+from tests.support import PlugdProcess, session, stop_process
 
 HERE = Path(__file__).parent
-REPO = HERE.parent.parent
 SUBNET = "10.77.0.0/24"
 #: Sent to only by the processes started inside the namespaces (`in_namespace`), never the host.
 BROADCAST = "10.77.0.255"
@@ -37,8 +35,6 @@ OFFLINE_AFTER = 3
 PREFIX = f"plugdmesh{os.getpid()}"
 STALE = r"plugdmesh(\d+)-.*"
 BRIDGE = "br0"
-#: What the daemon sends unasked; a request's answer is the first other message.
-PUSHES = ("thing_update", "node_update", "event")
 
 
 def in_namespace(namespace: str, *command: str) -> list[str]:
@@ -85,54 +81,34 @@ class PlugNode(Node):
     #: Empty: plugd finds the interface's directed broadcast itself (plugd.service.netif).
     broadcast: list[str] = field(default_factory=list)
     state: Path = Path()
-
-    def config(self) -> str:
-        tables: dict[str, dict[str, Any]] = {
-            "node": {"id": self.node_id, "name": self.name},
-            "mesh": {"udp_port": UDP_PORT, "interval": INTERVAL, "offline_after": OFFLINE_AFTER,
-                     "broadcast": self.broadcast},
-            "http": {"port": HTTP_PORT, "bind": "127.0.0.1"},
-            "state": {"dir": str(self.state)},
-            "mdns": {"enabled": False},
-        }
-        # JSON spells these strings, numbers, lists and booleans as TOML does.
-        return "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
-                       for name, keys in tables.items())
+    process: PlugdProcess | None = None
 
     def start(self, directory: Path) -> None:
-        path = directory / f"{self.key}.toml"
-        path.write_text(self.config())
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                in_namespace(self.namespace, sys.executable, "-m", "plugd", "--simulate",
-                             "--config", str(path)), stdout=subprocess.DEVNULL, stderr=log, cwd=REPO)
+        """Start plugd in the node's namespace; `process.ready()` waits for it."""
+        self.process = PlugdProcess(
+            directory, node_id=self.node_id or None, name=self.name, key=self.key,
+            udp_port=UDP_PORT, http_port=HTTP_PORT, prefix=in_namespace(self.namespace),
+            config={"mesh": {"interval": INTERVAL, "offline_after": OFFLINE_AFTER,
+                             "broadcast": self.broadcast},
+                    "state": {"dir": str(self.state)}},
+            start=False)
+        self.process.spawn()
+        self.log = self.process.log
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
 
     def ask(self, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         """One request over the WebSocket API, logged in with the daemon's token file."""
+        assert self.process is not None
         sock = netns.in_netns(self.namespace, lambda: socket.create_connection(
             ("127.0.0.1", HTTP_PORT), timeout=timeout))
-        token = (self.state / "cli-token").read_text().strip()
-        with connect(f"ws://127.0.0.1:{HTTP_PORT}/ws", sock=sock, open_timeout=timeout,
-                     close_timeout=1) as ws:
-            def answer(message: dict[str, Any]) -> dict[str, Any]:
-                ws.send(json.dumps(message))
-                while True:
-                    reply = json.loads(ws.recv(timeout=timeout))
-                    if reply["command"] == "error":
-                        raise AssertionError(f"{self.name} refused {message['command']}: {reply['error']}")
-                    if reply["command"] not in PUSHES:
-                        return reply
-
-            answer({"command": "login", "token": token})
-            return answer(request)
-
-    def reachable(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-        try:
-            return self.ask({"command": "request_status"}, timeout=2)["command"] == "response_status"
-        except (OSError, TimeoutError, AssertionError, ValueError):
-            return False
+        with session(HTTP_PORT, self.process.token, sock=sock, timeout=timeout) as ws:
+            answer = ws.ask(request)
+        if answer["command"] == "error":
+            raise AssertionError(f"{self.name} refused {request['command']}: {answer['error']}")
+        return answer
 
     def nodes(self) -> dict[int, dict[str, Any]]:
         """The nodes it lists, itself left out, by id."""
@@ -255,11 +231,11 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     # Counting starts before anything is built, so it covers the whole life of the mesh.
     mesh = Mesh(
         plugs={
-            "a": PlugNode("a", "10.77.0.11", directory / "a.log", node_id=1001, name="plug-a",
+            "a": PlugNode("a", "10.77.0.11", directory / "plugd-a.log", node_id=1001, name="plug-a",
                           state=directory / "a-state"),
-            "b": PlugNode("b", "10.77.0.12", directory / "b.log", node_id=1002, name="plug-b",
+            "b": PlugNode("b", "10.77.0.12", directory / "plugd-b.log", node_id=1002, name="plug-b",
                           broadcast=[BROADCAST], state=directory / "b-state"),
-            "c": PlugNode("c", "10.77.0.13", directory / "c.log", mac="02:77:00:0c:0d:0e",
+            "c": PlugNode("c", "10.77.0.13", directory / "plugd-c.log", mac="02:77:00:0c:0d:0e",
                           name="plug-c", state=directory / "c-state"),
         },
         esps={
@@ -272,7 +248,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     try:
         mesh.build(directory)
         for plug in mesh.plugs.values():
-            wait_for(plug.reachable, f"{plug.name} to answer on its WebSocket", timeout=60)
+            assert plug.process is not None
+            plug.process.ready()
         yield mesh
     finally:
         mesh.close()

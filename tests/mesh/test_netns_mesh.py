@@ -8,7 +8,6 @@ inside the namespaces.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -26,8 +25,6 @@ if CLASH:
 
 TEMPERATURE = 1  # the ESP sensor node's thing ids (esp_node.py)
 PLUG = 1  # a plug's relay thing
-#: A loaded machine may stall a daemon or the test for a while; the offline bound allows this much.
-MARGIN_INTERVALS = 2
 
 
 def ids(mesh: Mesh) -> dict[str, int]:
@@ -155,28 +152,21 @@ def test_cutting_a_link_takes_the_node_offline_and_stops_its_recipes(mesh: Mesh)
         for observer in (a, c):
             wait_for(lambda: heard_lately(observer), f"{observer.name} to have just heard plug-b")
         mesh.cut(b)
-        cut = time.monotonic()
-        offline_after: dict[str, float] = {}
-        ages: dict[str, float] = {}
+        silent_for: dict[str, float] = {}  # in intervals, as the observer counted them
 
-        def offline_everywhere() -> bool:
+        def offline_everywhere() -> dict[str, float]:
             for observer in (a, c):
-                if observer.name not in offline_after:
-                    asked = time.monotonic()  # it was offline by the time it answered, at the latest
+                if observer.name not in silent_for:
                     node = observer.nodes()[b_id]
                     if not node["online"]:
-                        offline_after[observer.name] = (asked - cut) / INTERVAL
-                        ages[observer.name] = node["age"] / INTERVAL
-            return len(offline_after) == 2
+                        silent_for[observer.name] = node["age"] / INTERVAL
+            return silent_for if len(silent_for) == 2 else {}
 
         wait_for(offline_everywhere, "plug-a and plug-c to see plug-b offline")
-        print(f"plug-b offline after (intervals since the cut): {offline_after}; "
-              f"silent for (intervals): {ages}")
-        for name, elapsed in offline_after.items():
-            # Offline because it fell silent for OFFLINE_AFTER intervals: not sooner ...
-            assert ages[name] >= OFFLINE_AFTER, (name, ages)
-            # ... and noticed within the sweep after that (one interval), plus a margin for load.
-            assert elapsed <= OFFLINE_AFTER + 1 + MARGIN_INTERVALS, (name, elapsed)
+        print(f"plug-b silent for (intervals) when first seen offline: {silent_for}")
+        # Offline because it fell silent for OFFLINE_AFTER intervals, not sooner (how soon the
+        # sweep notices is the registry's, tested with a clock of the test's own).
+        assert all(age >= OFFLINE_AFTER for age in silent_for.values()), silent_for
         events = a.ask({"command": "request_events"})["events"]
         assert any(e["message"] == f"node plug-b ({b_id}) offline" for e in events)
         # Cut off, plug-b in turn hears nobody.

@@ -15,8 +15,7 @@ RECIPE = {"id": 1, "name": "follow 777", "sourceNodeId": SOURCE, "sourceThingId"
 async def test_override_off_without_a_value_lets_the_recipes_decide(client, daemon, factory):
     assert (await client.ask({"command": "save_recipe", "recipe": RECIPE}))["success"]
     send_udp(daemon.config.mesh.udp_port, f"{SOURCE}:Other&1:1.00".encode())
-    while (push := await client.next_push("thing_update"))["thingId"] != ThingId.PLUG or push["value"] != 1:
-        continue
+    await client.next_push("thing_update", lambda m: m["thingId"] == ThingId.PLUG and m["value"] == 1)
     assert factory.pin(17).state is True
     await client.ask({"command": "save_thing", "thing": {"id": 1, "override": True}})
     await client.ask({"command": "switch", "state": "off"})
