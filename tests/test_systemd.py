@@ -1,6 +1,8 @@
 """plugd.service.systemd against fake systemd ends: a notify socket, inherited listening sockets, a
 journal stream, and a clock for the repeat filter. Each protocol is tested twice where it
-matters: through systemd-python's bindings, and by hand as after a pip install without them."""
+matters: through systemd-python's bindings, and by hand as after a pip install without them.
+Last, what the unit gives the daemon: its open-file limit and the group that reads the
+configuration (tests/test_units.py verifies and rates the sandbox)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from plugd.service.config import HttpConfig
 from plugd.service.systemd import JournalFields, Notifier, RepeatFilter, journal_handler, listen_socket
+from tests.test_units import EXEC_START, SERVICE, SOCKET, needs_analyze, settings
 
 WITH_BINDINGS = pytest.param("bindings", id="bindings")
 BY_HAND = pytest.param("by-hand", id="by-hand")
@@ -444,3 +448,65 @@ def test_summary_reaches_the_journal_as_a_field(stream: tuple[int, str], logger:
     clock.now += 60
     logger.warning("flood")
     assert [fields.get("PLUGD_REPEATS") for fields in sent] == [None, 2, None]
+
+
+# --- the unit: open files and the configuration's group ----------------------------
+
+SYSUSERS = SERVICE.parent.parent / "packaging" / "deb" / "sysusers.conf"
+
+
+def unit_values(name: str) -> list[str]:
+    return [value for setting, value in settings(SERVICE) if setting == name]
+
+
+def test_unit_limits_open_files_well_above_the_connections() -> None:
+    """One number, the soft and the hard limit alike, with room beyond every connection the
+    daemon lets in for its state files, the journal and the mesh."""
+    values = unit_values("LimitNOFILE")
+    assert len(values) == 1 and values[0].isdigit(), values
+    limit = int(values[0])
+    assert limit == 4096
+    assert HttpConfig().max_connections * 4 <= limit
+
+
+def test_unit_reads_the_configuration_through_the_plugd_group() -> None:
+    """/etc/plugd/plugd.toml is root:plugd 0640: the dynamic user reads it, on a reload too,
+    only as a member of the group the Debian package makes."""
+    made = [line.split() for line in SYSUSERS.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert made == [["g", "plugd", "-"]]
+    groups = [group for value in unit_values("SupplementaryGroups") for group in value.split()]
+    assert sorted(groups) == ["gpio", "i2c", "plugd"]
+    assert unit_values("DynamicUser") == ["yes"] and unit_values("User") == []
+    assert unit_values("ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    assert unit_values("ConfigurationDirectory") == ["plugd"]
+
+
+def verify(directory: Path, change: tuple[str, str] | None = None) -> tuple[int, str]:
+    """systemd-analyze verify on the units as they are (or with one line changed), ExecStart=
+    naming a stub, since /usr/bin/plugd is only there once the package is installed."""
+    stub = directory / "plugd"
+    stub.write_text("#!/bin/sh\n")
+    stub.chmod(0o755)
+    text = SERVICE.read_text().replace(EXEC_START, f"ExecStart={stub} ")
+    if change:
+        assert text.count(change[0] + "\n") == 1, change
+        text = text.replace(change[0] + "\n", change[1] + "\n")
+    (directory / SERVICE.name).write_text(text)
+    (directory / SOCKET.name).write_text(SOCKET.read_text())
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", "--recursive-errors=no",
+                           str(directory / SERVICE.name), str(directory / SOCKET.name)],
+                          capture_output=True, text=True)
+    return done.returncode, done.stdout + done.stderr
+
+
+@needs_analyze
+def test_unit_verifies_with_its_limit_and_groups(tmp_path: Path) -> None:
+    """Clean as it is; and verify does read both lines: a bad value in either is named."""
+    assert verify(tmp_path) == (0, "")
+    for good, bad, complaint in [
+            ("LimitNOFILE=4096", "LimitNOFILE=lots", "Failed to parse resource value"),
+            ("SupplementaryGroups=gpio i2c plugd", "SupplementaryGroups=gpio i2c plu:gd",
+             "Invalid user/group name")]:
+        code, said = verify(tmp_path, (good, bad))
+        assert complaint in said, (code, said)
