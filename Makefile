@@ -14,7 +14,7 @@ READY  := $(VENV)/.ready-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' 
 # drives the distribution's browser, it downloads none).
 TEST_DEBS := gcc pkg-config libsystemd-dev systemd python3-seccomp iproute2 util-linux mount \
              dpkg lintian git python3-colorzero python3-smbus2 python3-systemd \
-             python3-typing-extensions chromium fonts-dejavu-core
+             python3-click python3-h11 python3-idna chromium fonts-dejavu-core
 TEST_READY := $(VENV)/.test-ready-$(shell echo $(TEST_DEBS) | cat - setup.cfg | cksum | cut -d' ' -f1)
 
 .PHONY: run test bench deb clean fuzz crash flood soak reliability

@@ -252,6 +252,7 @@ async def test_an_import_checks_each_part_as_its_own_command_does_and_changes_no
 
 
 async def test_an_import_cut_short_by_the_disk_says_what_was_stored(client, daemon, monkeypatch):
+    await client.ask({"command": "switch", "state": "on"})  # things.json on disk, override off
     await client.ask({"command": "save_recipe", "recipe": RECIPE})
     exported = (await client.ask({"command": "export_config"}))["config"]
     exported["settings"] = {"node.name": "Imported"}

@@ -8,6 +8,7 @@ import os
 import stat
 import urllib.error
 import urllib.request
+from email.message import Message
 
 import pytest
 from conftest import Client
@@ -22,17 +23,17 @@ def url(d: Daemon, path: str = "/ws") -> str:
     return f"ws://127.0.0.1:{d.web.port}{path}"
 
 
-async def get(d: Daemon, path: str) -> tuple[int, dict[str, str]]:
-    """A plain HTTP GET, off the event loop the daemon runs on."""
+async def get(d: Daemon, path: str) -> tuple[int, Message]:
+    """A plain HTTP GET, off the event loop the daemon runs on; headers looked up without case."""
     return await asyncio.to_thread(_get, d, path)
 
 
-def _get(d: Daemon, path: str) -> tuple[int, dict[str, str]]:
+def _get(d: Daemon, path: str) -> tuple[int, Message]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{d.web.port}{path}", timeout=5) as answer:
-            return answer.status, dict(answer.headers)
+            return answer.status, answer.headers
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers)
+        return err.code, err.headers
 
 
 async def test_first_start_makes_a_random_password_kept_only_as_a_hash(make_daemon):

@@ -11,9 +11,11 @@ downloads the carried wheels from the package index).
 from __future__ import annotations
 
 import configparser
+import grp
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -31,14 +33,23 @@ DEBIAN_PYTHON = Path("/usr/bin/python3")
 #: What the package takes from the distribution, and the module each gives plugd (the
 #: Raspberry Pi OS GPIO alternatives aside): the unpacked tree runs against exactly these.
 FROM_DEBIAN = {"python3-colorzero": "colorzero", "python3-smbus2": "smbus2",
-               "python3-systemd": "systemd", "python3-typing-extensions": "typing_extensions"}
+               "python3-systemd": "systemd", "python3-click": "click", "python3-h11": "h11",
+               "python3-idna": "idna"}
 GPIO_ALTERNATIVES = ["python3-rpi-lgpio", "python3-rpi.gpio"]
 #: Modules a library would bring only with Blinka, whose import probes the board.
 BLINKA = {"adafruit_blinka", "adafruit_platformdetect", "board", "digitalio", "microcontroller"}
-#: Lintian's warnings that are accepted, and why; any other warning, and any error, fails.
-#: Its info and pedantic tags are by design, and not checked: the license files and metadata
-#: kept beside the carried libraries, no init.d script, /usr/lib/plugd/plugd.
-LINTIAN_ACCEPTED: dict[str, str] = {}
+#: Lintian's warnings that are accepted, each as lintian words it (tag, then what and where),
+#: and why; any other warning, and any error, fails. Its info and pedantic tags are by design,
+#: and not checked: the license files and metadata kept beside the carried libraries, no
+#: init.d script, /usr/lib/plugd/plugd.
+LINTIAN_ACCEPTED: dict[str, str] = {
+    "non-standard-file-perm 0640 != 0644 [etc/plugd/plugd.toml]":
+        "it can hold the mesh key: root and the plugd group only (the postinst sets the group)",
+}
+#: The configuration's mode, in the archive and once installed.
+CONFIG_MODE = 0o640
+#: What creating the plugd group leaves in a root's /etc, and which stays after a purge.
+ACCOUNTS = {"etc/group", "etc/group-", "etc/gshadow", "etc/gshadow-", "etc/.pwd.lock"}
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None,
                                 reason="dpkg-deb is missing: not a Debian system (apt-get install dpkg)")
@@ -155,6 +166,7 @@ def test_files_in_their_places(contents: dict[str, tuple[str, str]]) -> None:
     for path in ["usr/bin/plugd", "usr/bin/plugctl"]:
         assert contents[path][0] == "-rwxr-xr-x", path
     expected = {"etc/plugd/plugd.toml", "usr/lib/plugd/plugd/cli.py", "usr/lib/plugd/plugd/ctl.py",
+                "usr/lib/sysusers.d/plugd.conf",
                 "usr/share/doc/plugd/copyright", "usr/share/doc/plugd/changelog.gz",
                 "usr/share/man/man1/plugd.1.gz", "usr/share/man/man1/plugctl.1.gz"}
     expected |= {f"lib/systemd/system/{unit}" for unit in repo_units()}
@@ -165,13 +177,26 @@ def test_files_in_their_places(contents: dict[str, tuple[str, str]]) -> None:
     assert "lib/systemd/system/plugd.service" in paths
     # Only these trees; nothing in any site-packages or dist-packages; no byte-code (the
     # postinst compiles it), no compiled code (Architecture: all); everything root's.
-    tops = ("etc/plugd", "lib/systemd/system", "usr/bin", "usr/lib/plugd", "usr/share/doc/plugd",
-            "usr/share/man/man1", "usr/share/plugd")
+    tops = ("etc/plugd", "lib/systemd/system", "usr/bin", "usr/lib/plugd", "usr/lib/sysusers.d",
+            "usr/share/doc/plugd", "usr/share/man/man1", "usr/share/plugd")
     strays = [p for p in paths if not any(p == t or p.startswith(t + "/") or t.startswith(p + "/")
                                           for t in tops)]
     assert not strays
     assert not [p for p in paths if re.search(r"site-packages|dist-packages|__pycache__|\.pyc$|\.so\b", p)]
     assert {owner for _mode, owner in contents.values()} == {"root/root"}
+    # 644 and 755, but the configuration, which can hold the mesh key: not for everyone.
+    odd = {p: mode for p, (mode, _owner) in contents.items()
+           if mode not in ("-rw-r--r--", "-rwxr-xr-x", "drwxr-xr-x")}
+    assert odd == {"etc/plugd/plugd.toml": stat.filemode(stat.S_IFREG | CONFIG_MODE)}
+
+
+def test_group_for_the_configuration(unpacked: Path) -> None:
+    """The sysusers.d file the postinst hands to systemd-sysusers: one group, no user."""
+    installed = unpacked / "usr/lib/sysusers.d/plugd.conf"
+    assert installed.read_bytes() == (PACKAGING / "sysusers.conf").read_bytes()
+    lines = [line.split() for line in installed.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines == [["g", "plugd", "-"]]
 
 
 def test_conffile_is_the_configuration(control: Path) -> None:
@@ -209,9 +234,9 @@ def test_lintian_finds_no_error(deb: Path) -> None:
         pytest.skip("lintian is not installed (apt-get install lintian)")
     done = subprocess.run(["lintian", "--display-level", ">=warning", str(deb)],
                           capture_output=True, text=True, timeout=300)
-    tags = re.findall(r"^([EW]): plugd[^:]*: (\S+)", done.stdout, re.M)
-    errors = [tag for level, tag in tags if level == "E"]
-    warnings = [tag for level, tag in tags if level == "W" and tag not in LINTIAN_ACCEPTED]
+    tags = re.findall(r"^([EW]): plugd[^:]*: (.+)$", done.stdout, re.M)
+    errors = [hint for level, hint in tags if level == "E"]
+    warnings = [hint for level, hint in tags if level == "W" and hint not in LINTIAN_ACCEPTED]
     assert not errors and not warnings, done.stdout
 
 
@@ -332,10 +357,46 @@ def needs_root() -> None:
         pytest.skip("dpkg --root and mount namespaces need root")
 
 
-def test_maintainer_scripts_in_a_throwaway_root(deb: Path, tmp_path: Path) -> None:
+def hide_sysusers(group_tool: str, tmp_path: Path) -> dict[str, str]:
+    """What hides this machine's systemd-sysusers where the scripts must do without it (an
+    empty file that is not executable, bind-mounted over it); for systemd-sysusers, nothing."""
+    found = shutil.which("systemd-sysusers")
+    if group_tool == "systemd-sysusers":
+        if found is None:
+            pytest.skip("no systemd-sysusers (apt-get install systemd)")
+        return {}
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare (util-linux)")
+    (tmp_path / "hidden").touch()
+    return {"HIDE_WITH": str(tmp_path / "hidden"), "HIDE_FILE": str(Path(found).resolve())} if found else {}
+
+
+#: Runs a command with $HIDE_FILE hidden, in a mount namespace of its own.
+HIDDEN = 'mount --bind "$HIDE_WITH" "$HIDE_FILE" && exec "$@"'
+
+
+def root_group(root: Path) -> int | None:
+    """The plugd group's gid in that root's own /etc/group (never this machine's)."""
+    path = root / "etc/group"
+    entries = [line.split(":") for line in path.read_text().splitlines()] if path.exists() else []
+    return next((int(entry[2]) for entry in entries if entry[0] == "plugd"), None)
+
+
+def config_mode(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+
+
+@pytest.mark.parametrize("group_tool", ["systemd-sysusers", "groupadd"])
+def test_maintainer_scripts_in_a_throwaway_root(deb: Path, tmp_path: Path, group_tool: str) -> None:
     """dpkg --root installs, reinstalls, removes and purges into a bare directory, running the
-    scripts without chroot (DPKG_ROOT set): enablement, byte-code, conffile and state."""
+    scripts without chroot (DPKG_ROOT set): the group and the configuration's mode, enablement,
+    byte-code, conffile and state. The group comes from systemd-sysusers --root, or where
+    there is none (hidden here), from groupadd --prefix; never into this machine's groups."""
     needs_root()
+    hiding = hide_sysusers(group_tool, tmp_path)
+    hide = ["unshare", "--mount", "sh", "-c", HIDDEN, "hidden"] if hiding else []
+    host_groups = {group.gr_name: group.gr_gid for group in grp.getgrall()}
     root = tmp_path / "root"
     for sub in ("info", "updates", "triggers"):
         (root / "var/lib/dpkg" / sub).mkdir(parents=True)
@@ -345,10 +406,10 @@ def test_maintainer_scripts_in_a_throwaway_root(deb: Path, tmp_path: Path) -> No
     log.touch()
     # The host's systemd must never be asked anything: these record it if it were.
     path = f"{stubs(tmp_path / 'stubs', 'deb-systemd-invoke', 'systemctl')}:{os.environ['PATH']}"
-    env = {**os.environ, "PATH": path, "STUB_LOG": str(log)}
+    env = {**os.environ, "PATH": path, "STUB_LOG": str(log), **hiding}
 
     def dpkg(*args: str | Path) -> None:
-        run("dpkg", f"--root={root}", "--force-script-chrootless", "--force-depends",
+        run(*hide, "dpkg", f"--root={root}", "--force-script-chrootless", "--force-depends",
             "--force-confold", "--log=/dev/null", *args, env=env, stdin=subprocess.DEVNULL)
 
     def status() -> str:
@@ -361,6 +422,9 @@ def test_maintainer_scripts_in_a_throwaway_root(deb: Path, tmp_path: Path) -> No
 
     dpkg("--install", deb)
     assert status() == "install ok installed"
+    gid = root_group(root)
+    assert gid is not None, "postinst adds the plugd group to the root's /etc/group"
+    assert config_mode(conffile) == (CONFIG_MODE, 0, gid), "root:plugd 0640"
     assert (lib / "plugd/__pycache__").is_dir(), "postinst byte-compiles the private directory"
     assert all(link.is_symlink() for link in wants), "postinst enables the socket and the service"
     # The state a DynamicUser= service leaves, and an admin's edit.
@@ -368,12 +432,24 @@ def test_maintainer_scripts_in_a_throwaway_root(deb: Path, tmp_path: Path) -> No
     (state / "things.json").write_text("{}")
     (root / "var/lib/plugd").symlink_to("private/plugd")
     conffile.write_text(conffile.read_text() + "\n# edited by the admin\n")
+    # As a package without the group left it: readable by everyone.
+    os.chown(conffile, 0, 0)
+    conffile.chmod(0o644)
     for link in wants:  # as `systemctl disable plugd.socket plugd.service` leaves it
         link.unlink()
 
     dpkg("--install", deb)  # an upgrade in place: prerm upgrade, then postinst configure <old>
     assert "# edited by the admin" in conffile.read_text()
+    assert root_group(root) == gid, "the group is kept, not made again"
+    assert config_mode(conffile) == (CONFIG_MODE, 0, gid), "an upgrade tightens the old mode"
     assert not any(link.exists() for link in wants), "an upgrade keeps the admin's disable"
+
+    # The admin's own mode, kept with dpkg-statoverride, wins over the postinst's.
+    run("dpkg-statoverride", f"--root={root}", "--update", "--add", "root", "root", "0600",
+        "/etc/plugd/plugd.toml")
+    dpkg("--install", deb)
+    assert config_mode(conffile) == (0o600, 0, 0)
+    run("dpkg-statoverride", f"--root={root}", "--remove", "/etc/plugd/plugd.toml")
 
     dpkg("--remove", "plugd")
     assert status() == "deinstall ok config-files"
@@ -385,19 +461,34 @@ def test_maintainer_scripts_in_a_throwaway_root(deb: Path, tmp_path: Path) -> No
     assert "plugd" not in run("dpkg", f"--root={root}", "--get-selections").stdout
     left = sorted(str(p.relative_to(root)) for p in root.rglob("*")
                   if not p.is_dir() and not str(p.relative_to(root)).startswith("var/lib/dpkg"))
-    assert left == [], "purge leaves nothing: no conffile, state, or enablement"
+    assert set(left) <= ACCOUNTS, "purge leaves no conffile, state, or enablement"
+    assert root_group(root) == gid, "the group stays, as Debian keeps every group"
     assert not (root / "etc/plugd").exists() and not (root / "var/lib/plugd").is_symlink()
     assert log.read_text() == ""
+    assert {group.gr_name: group.gr_gid for group in grp.getgrall()} == host_groups
 
 
 #: Runs the scripts where systemd seems to run: /run/systemd/system exists, in a mount namespace
-#: whose /run, /var/lib (and /usr/lib/plugd, if this machine has one) are empty tmpfs.
+#: whose /run, /var/lib (and /usr/lib/plugd, if this machine has one) are empty tmpfs, and whose
+#: /etc is an overlay on a tmpfs: the group and the configuration are made there, in the
+#: machine's own /etc as far as the scripts can tell, and vanish with the namespace. It has the
+#: package's sysusers.d file, no plugd group yet, and a configuration readable by everyone.
 NAMESPACE = """
 set -e
 mount -t tmpfs plugd-test /run
 mkdir -p /run/systemd/system
 mount -t tmpfs plugd-test /var/lib
 [ ! -d /usr/lib/plugd ] || mount -t tmpfs plugd-test /usr/lib/plugd
+mount -t tmpfs plugd-test "$SCRATCH"
+mkdir "$SCRATCH/upper" "$SCRATCH/work"
+mount -t overlay plugd-test -o "lowerdir=/etc,upperdir=$SCRATCH/upper,workdir=$SCRATCH/work" /etc
+[ -z "${HIDE_FILE:-}" ] || mount --bind "$HIDE_WITH" "$HIDE_FILE"
+for file in /etc/group /etc/gshadow; do [ ! -e "$file" ] || sed -i '/^plugd:/d' "$file"; done
+rm -rf /etc/plugd
+mkdir -p /etc/plugd /etc/sysusers.d
+cp "$SYSUSERS" /etc/sysusers.d/plugd.conf
+echo '# the configuration' >/etc/plugd/plugd.toml
+chmod 644 /etc/plugd/plugd.toml
 mkdir -p /var/lib/private/plugd
 ln -s private/plugd /var/lib/plugd
 step() { echo "== $*" >>"$STUB_LOG"; "$CONTROL/$@"; }
@@ -405,27 +496,56 @@ state() {
     if [ -e /var/lib/private/plugd ] || [ -L /var/lib/plugd ]; then echo "state kept"
     else echo "state gone"; fi >>"$STUB_LOG"
 }
+config() {
+    stat -c 'config %a %U:%G' /etc/plugd/plugd.toml >>"$STUB_LOG"
+}
+group() {
+    if getent group plugd >/dev/null; then echo "group plugd"; else echo "no group"; fi >>"$STUB_LOG"
+}
 step postinst configure
+config
 step prerm upgrade 0.0.1
 STUB_DISABLED=1 step postinst configure 0.0.1
+config
 step prerm remove
 step postrm remove
 state
 step postrm purge
 state
+group
+"""
+
+#: addgroup, when systemd-sysusers is hidden: recorded, and done with groupadd (which adduser's
+#: addgroup calls too), into the namespace's /etc.
+ADDGROUP = """#!/bin/sh
+echo "${0##*/} $*" >>"$STUB_LOG"
+[ "$*" = "--system plugd" ] && exec groupadd --system plugd
 """
 
 
-def test_maintainer_scripts_with_systemd_running(control: Path, tmp_path: Path) -> None:
-    """The branch a Pi takes: units started, stopped and forgotten through the helpers."""
+@pytest.mark.parametrize("group_tool", ["systemd-sysusers", "addgroup"])
+def test_maintainer_scripts_with_systemd_running(control: Path, tmp_path: Path,
+                                                 group_tool: str) -> None:
+    """The branch a Pi takes: the group made by systemd-sysusers, or addgroup where there is
+    none (hidden here), the configuration given to it; units started, stopped and forgotten
+    through the helpers."""
     needs_root()
     if shutil.which("unshare") is None:
         pytest.skip("no unshare (util-linux)")
     log = tmp_path / "calls"
     bin_dir = stubs(tmp_path / "stubs", "deb-systemd-helper", "deb-systemd-invoke", "systemctl", "python3")
+    (tmp_path / "scratch").mkdir()
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log),
-           "CONTROL": str(control)}
+           "CONTROL": str(control), "SCRATCH": str(tmp_path / "scratch"),
+           "SYSUSERS": str(PACKAGING / "sysusers.conf")}
     env.pop("DPKG_ROOT", None)
+    env.pop("HIDE_FILE", None)
+    env.update(hide_sysusers(group_tool, tmp_path))
+    made: list[str] = []
+    if group_tool == "addgroup":
+        (bin_dir / "addgroup").write_text(ADDGROUP)
+        (bin_dir / "addgroup").chmod(0o755)
+        made = ["addgroup --system plugd"]
     done = subprocess.run(["unshare", "--mount", "sh", "-c", NAMESPACE], env=env,
                           capture_output=True, text=True, timeout=60)
     if done.returncode != 0 and "unshare failed" in done.stderr:
@@ -445,11 +565,13 @@ def test_maintainer_scripts_with_systemd_running(control: Path, tmp_path: Path) 
     compile_ = "python3 -m compileall -q -d /usr/lib/plugd /usr/lib/plugd"
     reload, start, stop = ("systemctl --system daemon-reload", f"deb-systemd-invoke start {units}",
                            f"deb-systemd-invoke stop {units}")
+    config = f"config {CONFIG_MODE:o} root:plugd"  # the group existed before chgrp named it
     assert steps == {
-        "postinst configure": [compile_, *enable, reload, start],
+        "postinst configure": [*made, compile_, *enable, reload, start, config],
         "prerm upgrade 0.0.1": [stop],
-        "postinst configure 0.0.1": [compile_, *keep, reload, start],  # the admin's "disabled" stays
+        # The group is there: not made again. The admin's "disabled" stays.
+        "postinst configure 0.0.1": [compile_, *keep, reload, start, config],
         "prerm remove": [stop],
         "postrm remove": [reload, "state kept"],
-        "postrm purge": [f"deb-systemd-helper purge {units}", reload, "state gone"],
+        "postrm purge": [f"deb-systemd-helper purge {units}", reload, "state gone", "group plugd"],
     }

@@ -3,12 +3,22 @@ locked-out address stays locked however many others fail."""
 
 import asyncio
 
+import pytest
 from conftest import Client
 from hypothesis import given
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
-from plugd.doors.limits import PER_ADDRESS, PER_NETWORK, TOTAL, LoginLimits, network_of
+from plugd.doors.limits import (
+    PER_ADDRESS,
+    PER_NETWORK,
+    TOTAL,
+    ConnectionCounter,
+    LoginLimits,
+    TokenBucket,
+    client_key,
+    network_of,
+)
 
 
 def fail(limits, address, now):
@@ -79,3 +89,54 @@ async def test_parallel_guesses_over_the_api_do_not_all_reach_the_password_check
     errors = await asyncio.gather(*(guess() for _ in range(PER_ADDRESS.free * 3)))
     assert errors.count("wrong password") == PER_ADDRESS.free  # the rest never reached scrypt
     assert all(e.startswith("too many failed attempts") for e in errors if e != "wrong password")
+
+
+def test_connections_are_capped_per_client_and_in_total():
+    counter = ConnectionCounter(total=10, per_client=3)
+    assert [counter.admit("10.0.0.9") for _ in range(3)] == [None] * 3
+    assert "10.0.0.9 already holds 3" in counter.admit("10.0.0.9")
+    # An IPv6 /64 is one client, however many addresses it uses.
+    assert [counter.admit(f"2001:db8::{i + 1:x}") for i in range(3)] == [None] * 3
+    assert "2001:db8::/64" in counter.admit("2001:db8::ffff")
+    assert [counter.admit(f"10.0.1.{i}") for i in range(4)] == [None] * 4
+    assert "all 10 connections" in counter.admit("10.0.2.1") and len(counter) == 10
+    counter.release("10.0.0.9")
+    assert counter.admit("10.0.2.1") is None and "all 10" in counter.admit("10.0.0.9")
+
+
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(["10.0.0.1", "10.0.0.2", "2001:db8::1",
+                                                          "2001:db8::2", "2001:db8:0:1::1"]))))
+def test_the_connection_count_is_what_was_admitted_less_what_closed(steps):
+    counter = ConnectionCounter(total=6, per_client=2)
+    held: list[str] = []
+    for opening, address in steps:
+        if opening:
+            if counter.admit(address) is None:
+                held.append(address)
+        elif address in held:
+            held.remove(address)
+            counter.release(address)
+        assert len(counter) == len(held) <= 6
+        per_client: dict[str, int] = {}
+        for a in held:
+            per_client[client_key(a)] = per_client.get(client_key(a), 0) + 1
+        assert all(n <= 2 for n in per_client.values())
+
+
+def test_a_token_bucket_allows_its_burst_then_its_rate():
+    bucket = TokenBucket(rate=10.0, burst=5.0, now=0.0)
+    assert [bucket.take(0.0) for _ in range(5)] == [0.0] * 5
+    assert bucket.take(0.0) == pytest.approx(0.1)   # the sixth waits for its token
+    assert bucket.take(0.0) == pytest.approx(0.2)   # and the seventh for the next
+    assert bucket.take(1.0) == 0.0                  # a second later, the debt is paid
+    assert bucket.take(100.0) == 0.0 and [bucket.take(100.0) for _ in range(4)] == [0.0] * 4
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=2.0, allow_nan=False), min_size=1, max_size=200))
+def test_a_client_that_waits_as_told_keeps_the_average_rate(gaps):
+    bucket = TokenBucket(rate=20.0, burst=4.0, now=0.0)
+    now = 0.0
+    for gap in gaps:
+        now += gap
+        now += bucket.take(now)  # it waits what it is told, then goes on
+    assert len(gaps) <= 4 + 20.0 * now + 1e-6

@@ -1,5 +1,6 @@
-"""Login limits that hold against many guessers at once: pure, with time passed in.
+"""Limits that hold against a hostile LAN: logins, connections, commands. Pure, time passed in.
 
+Logins.
 An attempt is counted *before* the password is checked (`begin`), as a
 failure until `end` says it succeeded, so parallel guesses cannot all reach
 scrypt. Failures count per address, per IPv6 /64 (one host has billions of
@@ -121,3 +122,64 @@ class LoginLimits:
     def __len__(self) -> int:
         """How many addresses and networks are followed."""
         return len(self._failures)
+
+
+def client_key(address: str) -> str:
+    """Whom a connection counts against: its IPv4 address, or its IPv6 /64."""
+    return network_of(address) or address
+
+
+class ConnectionCounter:
+    """Open connections in total and per client (an address, an IPv6 /64): a new one is
+    admitted only under both caps, so one client cannot take every slot."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total = total
+        self.per_client = per_client
+        self._open: dict[str, int] = {}
+        self._count = 0
+
+    def admit(self, address: str) -> str | None:
+        """Count a new connection from `address`; or say why it is refused."""
+        key = client_key(address)
+        if self._count >= self.total:
+            return f"all {self.total} connections are in use"
+        if self._open.get(key, 0) >= self.per_client:
+            return f"{key} already holds {self.per_client} connections"
+        self._open[key] = self._open.get(key, 0) + 1
+        self._count += 1
+        return None
+
+    def release(self, address: str) -> None:
+        """An admitted connection from `address` closed."""
+        key = client_key(address)
+        left = self._open.get(key, 0) - 1
+        if left < 0:
+            return
+        self._count -= 1
+        if left:
+            self._open[key] = left
+        else:
+            del self._open[key]
+
+    def __len__(self) -> int:
+        """How many connections are open."""
+        return self._count
+
+
+class TokenBucket:
+    """`rate` actions a second on average, `burst` at once: `take` says how long to wait."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = now
+
+    def take(self, now: float) -> float:
+        """Take one token: 0 if there was one, else the seconds until there is (the token is
+        then spoken for, so waiting that long and going on keeps the average rate)."""
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate

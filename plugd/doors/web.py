@@ -1,212 +1,415 @@
-"""The HTTP port: the page's files over plain GET, the API over a WebSocket at `/ws`.
+"""The HTTP port: the page's files, the session cookie, and the API over a WebSocket at `/ws`.
 
-One `websockets` server answers both: `process_request` serves files, and an
-upgrade on `/ws` becomes an API session. Pushes go to every client without
-waiting; a client whose send buffer grows past a bound is closed (it reconnects
-and reloads) rather than buffered without end.
+uvicorn serves HTTP/1.1 and the WebSocket protocol (`websockets`' own
+implementation under it); Starlette routes, serves the files with validators
+(ETag, Last-Modified: a revisit costs a 304), answers 405 with `Allow` and HEAD
+without a body, and compresses. plugd adds what it alone knows: the names it
+answers to and the pages it trusts (`hosts`), the connection caps and
+deadlines (`guard`), the security headers, and, per WebSocket client, a command
+rate and a bound on what it may have waiting to be sent.
+
+Pushes are encoded once and queued for every page; each client's frames are
+written in order by its own writer. A client that does not read, and so has
+more than MAX_BACKLOG bytes waiting, is cut (its page reconnects and reloads)
+rather than buffered without end.
 """
 
 from __future__ import annotations
 
-import gzip
-import http
+import asyncio
+import contextlib
+import email.utils
 import json
 import logging
-import mimetypes
+import resource
 import socket
 import time
-import urllib.parse
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from plugd.doors.api import Api
 from plugd.doors.auth import SESSION_IDLE, Auth
+from plugd.doors.guard import TRANSPORT, Guard, GuardedHttp, GuardedWebSocket
+from plugd.doors.hosts import Names, path_problem
+from plugd.doors.limits import ConnectionCounter, TokenBucket, client_key
 from plugd.service.config import HttpConfig
 
 log = logging.getLogger(__name__)
 
+#: The largest WebSocket frame a client may send (an imported configuration fits).
 MAX_FRAME = 64 * 1024
-#: A client that has this much unsent is too slow for live values.
+#: Frames read ahead of the API per client; past it, reading pauses.
+MAX_READ_AHEAD = 4
+#: A client with this many bytes waiting to be sent is too slow for live values.
 MAX_BACKLOG = 256 * 1024
+#: Commands per second one WebSocket client may send on average, and at once; and the same
+#: for every client of one address (or IPv6 /64) together. Past them, its commands wait.
+CLIENT_RATE, CLIENT_BURST = 50.0, 100.0
+ADDRESS_RATE, ADDRESS_BURST = 100.0, 200.0
 WS_PATH = "/ws"
-
-
 COOKIE = "plugd_session"
-NOT_FOUND = (http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
-COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
+#: Sent with every answer: only this plug's own scripts, styles and WebSocket; no framing.
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
+     b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
 
 
-def _response(status: http.HTTPStatus, body: bytes, content_type: str,
-              extra: list[tuple[str, str]] = ()) -> Response:  # type: ignore[assignment]
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff"),
-                       *extra])
-    return Response(status.value, status.phrase, headers, body)
+class Peer:
+    """One WebSocket client: its conversation, its command rate, and the frames waiting
+    to be sent to it, written in order by its own writer task."""
+
+    def __init__(self, api: Api, address: str, websocket: WebSocket, now: float,
+                 gone: Callable[[Peer], None]) -> None:
+        self.api = api
+        self.address = address
+        self.websocket = websocket
+        self.transport: asyncio.Transport | None = websocket.scope["extensions"].get(TRANSPORT)
+        self.bucket = TokenBucket(CLIENT_RATE, CLIENT_BURST, now)
+        self._waiting: deque[str] = deque()
+        self._waiting_bytes = 0
+        self._wake = asyncio.Event()
+        #: Set when the connection is cut: its reader stops waiting for its turn.
+        self.ended = asyncio.Event()
+        self._gone = gone
+        self.cut_reason: str | None = None
+
+    def backlog(self) -> int:
+        """Bytes waiting: queued here and in the socket's buffer."""
+        buffered = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        return self._waiting_bytes + buffered
+
+    def send(self, text: str) -> None:
+        """Queue a frame; a client that has too much waiting already is cut instead."""
+        if self.cut_reason is not None:
+            return
+        if self.backlog() + len(text) > MAX_BACKLOG:
+            self.cut(f"{self.backlog()} bytes behind")
+            return
+        self._waiting.append(text)
+        self._waiting_bytes += len(text)
+        self._wake.set()
+
+    def cut(self, reason: str) -> None:
+        """End the connection at once: its page reconnects (and logs in again if need be)."""
+        if self.cut_reason is None:
+            self.cut_reason = reason
+            log.info("WebSocket client %s cut: %s", self.address, reason)
+            self._gone(self)
+            self.ended.set()
+        self._waiting.clear()
+        self._waiting_bytes = 0
+        self._wake.set()
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def write(self) -> None:
+        """Send the queued frames in order until the client goes."""
+        while self.cut_reason is None:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting and self.cut_reason is None:
+                text = self._waiting.popleft()
+                self._waiting_bytes -= len(text)
+                await self.websocket.send_text(text)
 
 
-def session_cookie(request: Request) -> str | None:
-    """The session a request's cookie names, or None."""
-    for header in request.headers.get_all("Cookie"):
-        for part in header.split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == COOKIE and value:
-                return value
-    return None
+class Gate:
+    """Before any route: a sane path, a Host that is this plug; after: the security headers."""
+
+    def __init__(self, app: ASGIApp, names: Callable[[], Names]) -> None:
+        self.app = app
+        self.names = names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a bad path (400) or a foreign host (421); add the headers to what passes."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        problem = path_problem(raw + b"?" + scope.get("query_string", b""))
+        status = 400
+        if problem is None:
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+            problem, status = self.names().host_problem(host), 421
+        if problem is not None:
+            log.debug("request refused (%d): %s", status, problem)
+            response = PlainTextResponse(problem + "\n", status, headers={"Connection": "close"})
+            if scope["type"] == "websocket":
+                await WebSocket(scope, receive, send).send_denial_response(response)
+            else:
+                await response(scope, receive, self._headed(send))
+            return
+        await self.app(scope, receive, self._headed(send) if scope["type"] == "http" else send)
+
+    @staticmethod
+    def _headed(send: Send) -> Send:
+        async def send_headed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in SECURITY_HEADERS if h[0] not in names]
+                if b"cache-control" not in names:  # revalidate (ETag) rather than guess
+                    headers.append((b"cache-control", b"no-cache"))
+                message = {**message, "headers": headers}
+            await send(message)
+        return send_headed
+
+
+def _listen(host: str | None, port: int) -> list[socket.socket]:
+    """Listening sockets for `host` (every address when empty) on `port`; with port 0, the
+    port the kernel chose for the first is taken for the others. OSError names the cause."""
+    sockets: list[socket.socket] = []
+    seen = set()
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as err:
+                if family == socket.AF_INET6 and not host:  # no IPv6 here: IPv4 serves
+                    sockets.pop().close()
+                    continue
+                raise OSError(err.errno, f"cannot listen on {address[0]} port {address[1]}: "
+                                         f"{err.strerror}") from None
+            sock.listen(128)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    if not sockets:
+        raise OSError(f"no address to listen on for {host!r}")
+    return sockets
+
+
+def is_local_address(address: str) -> bool:
+    """Whether `address` is one of this machine's: binding to it succeeds only if it is."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
 
 
 class WebServer:
     """The page, its files and the WebSocket API on one port; pushes go to every page."""
+
     def __init__(self, www: Path, make_api: Callable[[str, str | None], Api], auth: Auth,
-                 http_config: Callable[[], HttpConfig],
+                 http_config: Callable[[], HttpConfig], names: Callable[[], Names],
                  session_ended: Callable[[], None] = lambda: None) -> None:
         self.www = www.resolve()
         self.make_api = make_api
         self.auth = auth
         self.http_config = http_config
+        self.names = names
         #: Told when a request ended a session (the cookie's logout): keeps and closes.
         self.session_ended = session_ended
-        self.clients: dict[ServerConnection, Api] = {}
-        self.server: Server | None = None
-        self._gzipped: dict[Path, tuple[float, bytes]] = {}
+        self.clients: dict[Peer, Api] = {}
+        self._buckets: dict[str, tuple[TokenBucket, int]] = {}
+        self.guard: Guard | None = None
+        self.server: uvicorn.Server | None = None
+        self._sockets: list[socket.socket] = []
+        self.app = Gate(Starlette(routes=[
+            WebSocketRoute(WS_PATH, self._websocket),
+            Route("/session", self._session_cookie, methods=["GET"]),
+            Mount("/", StaticFiles(directory=self.www, html=True)),
+        ], middleware=[Middleware(GZipMiddleware, minimum_size=512, compresslevel=6)]),
+            self.names)
 
     async def start(self, host: str | None, port: int, sock: socket.socket | None = None) -> None:
         """Listen on `host`:`port`, or on the socket systemd passed."""
-        options: dict[str, Any] = {"process_request": self._process_request, "max_size": MAX_FRAME,
-                                   "ping_interval": 20, "ping_timeout": 20, "close_timeout": 1,
-                                   "server_header": None}
-        if sock is not None:
-            self.server = await serve(self._session, sock=sock, **options)
-        else:
-            self.server = await serve(self._session, host or None, port, **options)
+        http = self.http_config()
+        total = http.max_connections
+        limit = _descriptor_limit()
+        if limit is not None and total > limit - 64:
+            log.warning("only %d file descriptors: at most %d connections (http.max_connections "
+                        "is %d); raise LimitNOFILE", limit, max(8, limit - 64), total)
+            total = max(8, limit - 64)
+        self.guard = Guard(ConnectionCounter(total, http.max_connections_per_client))
+        config = uvicorn.Config(
+            self.app, http=GuardedHttp, ws=GuardedWebSocket, lifespan="off", log_config=None,
+            access_log=False, server_header=False, date_header=False, proxy_headers=False,
+            timeout_keep_alive=5, timeout_graceful_shutdown=1, h11_max_incomplete_event_size=16384,
+            ws_max_size=MAX_FRAME, ws_max_queue=MAX_READ_AHEAD, ws_ping_interval=20,
+            ws_ping_timeout=20, ws_per_message_deflate=False)
+        config.plugd_guard = self.guard  # type: ignore[attr-defined]
+        config.load()
+        self._sockets = [sock] if sock is not None else _listen(host, port)
+        self.server = uvicorn.Server(config)
+        self.server.lifespan = config.lifespan_class(config)
+        self.tick(time.time())
+        await self.server.startup(sockets=self._sockets)
 
     @property
     def port(self) -> int:
         """The port it listens on (the one the kernel chose for port 0)."""
-        assert self.server is not None
-        return self.server.sockets[0].getsockname()[1]
+        return int(self._sockets[0].getsockname()[1])
+
+    def tick(self, wall: float) -> None:
+        """Once a second: the Date every answer carries."""
+        if self.server is not None:
+            self.server.server_state.default_headers = [
+                (b"date", email.utils.formatdate(wall, usegmt=True).encode())]
 
     async def close(self) -> None:
         """Close every connection and stop listening."""
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+        if self.server is not None and self.server.started:
+            for peer in list(self.clients):
+                peer.cut("the plug stops")
+            await self.server.shutdown(sockets=self._sockets)
 
-    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        path, _, query = request.path.partition("?")
-        if path == WS_PATH:
-            refusal = self._origin_refusal(request)
-            if refusal:
-                log.warning("WebSocket from %s refused: %s", conn.remote_address, refusal)
-                return _response(http.HTTPStatus.FORBIDDEN, refusal.encode() + b"\n",
-                                 "text/plain; charset=utf-8")
-            return None  # the WebSocket handshake goes on
-        if path == "/session":
-            return self._cookie(urllib.parse.parse_qs(query), session_cookie(request))
-        return self._file(path, request.headers.get("Accept-Encoding", ""))
+    def counters(self) -> dict[str, int]:
+        """For request_status: connections open, refused when full, cut for slowness."""
+        guard = self.guard
+        return {"connections": len(guard.counter) if guard else 0,
+                "connectionsRefused": guard.refused if guard else 0,
+                "connectionsTimedOut": guard.timed_out if guard else 0}
 
-    def _origin_refusal(self, request: Request) -> str | None:
-        """Why a page of another site may not open the WebSocket (None: it may).
-
-        Browsers send Origin on every WebSocket handshake and a page cannot forge
-        it; a script or plugctl sends none and logs in itself.
-        """
-        origin = request.headers.get("Origin")
-        if origin is None:
-            return None
-        host = request.headers.get("Host", "")
-        if urllib.parse.urlsplit(origin).netloc.lower() == host.lower():
-            return None
-        if origin.rstrip("/") in self.http_config().trusted_origins:
-            return None
-        return f"origin {origin} is not this plug ({host}) nor in http.trusted_origins"
-
-    def _cookie(self, query: dict[str, list[str]], cookie: str | None) -> Response:
+    async def _session_cookie(self, request: Request) -> Response:
         """Trade a login's one-time ticket for the session cookie, or end it on logout."""
-        if "logout" in query:
+        secure = "; Secure" if request.url.scheme == "https" else ""
+        cookie = request.cookies.get(COOKIE) or None
+        if "logout" in request.query_params:
             if cookie is not None and self.auth.session_valid(cookie, time.time()):
                 self.auth.end_session(cookie)  # the session itself ends, not only the cookie
                 self.session_ended()
-            return _response(http.HTTPStatus.NO_CONTENT, b"", "text/plain", [
-                ("Set-Cookie", f"{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")])
-        session = self.auth.redeem(query.get("ticket", [""])[0], time.monotonic())
+            return Response(status_code=204, headers={
+                "Set-Cookie": f"{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"})
+        session = self.auth.redeem(request.query_params.get("ticket", ""), time.monotonic())
         if session is None:
-            return _response(http.HTTPStatus.FORBIDDEN, b"no such ticket (it is used once and "
-                             b"lasts a minute): log in again\n", "text/plain; charset=utf-8")
-        return _response(http.HTTPStatus.NO_CONTENT, b"", "text/plain", [
-            ("Set-Cookie", f"{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; "
-                           f"Max-Age={SESSION_IDLE}")])
+            return PlainTextResponse("no such ticket (it is used once and lasts a minute): "
+                                     "log in again\n", 403)
+        return Response(status_code=204, headers={
+            "Set-Cookie": f"{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; "
+                          f"Max-Age={SESSION_IDLE}{secure}"})
 
-    def _file(self, path: str, accept_encoding: str) -> Response:
-        relative = urllib.parse.unquote(path).lstrip("/") or "index.html"
-        target = (self.www / relative).resolve()
-        if not target.is_relative_to(self.www) or not target.is_file():
-            return _response(*NOT_FOUND)
-        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
-            kind += "; charset=utf-8"
-        try:
-            if "gzip" in accept_encoding and kind.startswith(COMPRESSIBLE):
-                return _response(http.HTTPStatus.OK, self._compressed(target), kind,
-                                 [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")])
-            return _response(http.HTTPStatus.OK, target.read_bytes(), kind)
-        except OSError:
-            return _response(*NOT_FOUND)
+    def _origin_refusal(self, websocket: WebSocket) -> str | None:
+        origin = websocket.headers.get("origin")
+        if origin is None:
+            return None
+        scheme = "https" if websocket.url.scheme == "wss" else "http"
+        server = websocket.scope.get("server")
+        port = server[1] if server else None
+        names = self.names()
+        return names.origin_problem(origin, scheme, port)
 
-    def _compressed(self, target: Path) -> bytes:
-        """The file gzipped once per version (the page's files change only on upgrade)."""
-        mtime = target.stat().st_mtime
-        cached = self._gzipped.get(target)
-        if cached is None or cached[0] != mtime:
-            cached = self._gzipped[target] = (mtime, gzip.compress(target.read_bytes(), 9, mtime=0))
-        return cached[1]
-
-    async def _session(self, conn: ServerConnection) -> None:
-        address = conn.remote_address[0] if conn.remote_address else "?"
-        session = session_cookie(conn.request) if conn.request else None
+    async def _websocket(self, websocket: WebSocket) -> None:
+        address = websocket.client.host if websocket.client else "?"
+        refusal = self._origin_refusal(websocket)
+        if refusal:
+            log.warning("WebSocket from %s refused: %s", address, refusal)
+            await websocket.send_denial_response(PlainTextResponse(refusal + "\n", 403))
+            return
+        session = websocket.cookies.get(COOKIE) or None
         if session is not None and not self.auth.session_valid(session, time.time()):
             session = None
+        await websocket.accept()
         api = self.make_api(address, session)
-        self.clients[conn] = api
+        peer = Peer(api, address, websocket, time.monotonic(),
+                    lambda gone: self.clients.pop(gone, None))
+        bucket = self._take_bucket(address)
+        self.clients[peer] = api
+        writer = asyncio.create_task(self._write(peer), name="ws-writer")
         try:
-            async for frame in conn:
-                answer = await api.handle(frame)
-                await conn.send(json.dumps(answer))
-        except ConnectionClosed:
+            while True:
+                frame = await websocket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    break
+                text = frame.get("text")
+                if text is None:
+                    text = frame.get("bytes") or b""
+                now = time.monotonic()
+                wait = max(peer.bucket.take(now), bucket.take(now))
+                if wait > 0:  # this client alone waits its turn; the others go on
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(peer.ended.wait(), wait)
+                if peer.cut_reason is not None:
+                    break
+                peer.send(json.dumps(await api.handle(text)))
+        except (WebSocketDisconnect, OSError):
             pass
         finally:
-            self.clients.pop(conn, None)
+            self.clients.pop(peer, None)
+            self._drop_bucket(address)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    @staticmethod
+    async def _write(peer: Peer) -> None:
+        with contextlib.suppress(Exception):
+            await peer.write()
+        if peer.cut_reason is None and peer.transport is not None:
+            peer.transport.abort()  # a failed send: the connection is of no further use
+
+    def _take_bucket(self, address: str) -> TokenBucket:
+        key = client_key(address)
+        bucket, users = self._buckets.get(key) or (TokenBucket(ADDRESS_RATE, ADDRESS_BURST,
+                                                               time.monotonic()), 0)
+        self._buckets[key] = (bucket, users + 1)
+        return bucket
+
+    def _drop_bucket(self, address: str) -> None:
+        key = client_key(address)
+        bucket, users = self._buckets[key]
+        if users > 1:
+            self._buckets[key] = (bucket, users - 1)
+        else:
+            del self._buckets[key]
 
     def close_ended_sessions(self) -> int:
-        """Close every connection whose session has ended (logout elsewhere, a password
-        change, expiry): the page reconnects without it. Returns how many were closed."""
+        """Cut every connection whose session has ended (logout elsewhere, a password
+        change, expiry): the page reconnects without it. Returns how many were cut."""
         wall = time.time()
-        ended = [conn for conn, api in self.clients.items()
+        ended = [peer for peer, api in self.clients.items()
                  if api.session is not None and not self.auth.session_valid(api.session, wall)]
-        for conn in ended:
-            self.clients.pop(conn, None)
-            if conn.transport is not None:
-                conn.transport.abort()
+        for peer in ended:
+            peer.cut("its session ended")
         return len(ended)
 
     def push(self, message: dict[str, Any]) -> None:
-        """Send to every client now; close the ones that cannot keep up."""
+        """Queue for every page that may read; a page too far behind is cut."""
         if not self.clients:
             return
-        live = []
-        for conn, api in self.clients.items():
-            if not api.may_read:
-                continue
-            transport = conn.transport
-            if transport is not None and transport.get_write_buffer_size() > MAX_BACKLOG:
-                log.warning("closing a WebSocket client that is %d bytes behind",
-                            transport.get_write_buffer_size())
-                transport.abort()
-            else:
-                live.append(conn)
-        broadcast(live, json.dumps(message))
+        text = json.dumps(message)
+        for peer, api in list(self.clients.items()):
+            if api.may_read:
+                peer.send(text)
+
+
+def _descriptor_limit() -> int | None:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+

@@ -12,6 +12,7 @@ import os
 import stat
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from plugd.chips import ACS712_MODELS, ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_RANGES
 from plugd.core.meshkey import key_problem
 from plugd.core.model import MAX_NODE_ID, finite, name_problem
+from plugd.doors.hosts import split_host
 from plugd.errors import ConfigError, ValidationError
 
 DEFAULT_PATH = Path("/etc/plugd/plugd.toml")
@@ -101,6 +103,17 @@ def _origins(value: list[str]) -> str | None:
     return None
 
 
+def _server_names(value: list[str]) -> str | None:
+    for name in value:
+        if not name or split_host(name) != (name.lower().rstrip("."), None):
+            return f"{name!r} is not a host name like \"plug.example.net\" (no scheme, no port)"
+    return None
+
+
+def _at_least(low: int) -> Callable[[int], str | None]:
+    return lambda value: None if value >= low else f"must be at least {low}, got {value}"
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     """[http]: the page and the WebSocket API, and who may read and change."""
@@ -113,6 +126,12 @@ class HttpConfig:
     trusted_origins: list[str] = field(default_factory=list, metadata=_check(_origins))
     #: Let changes through without a login, as the ESP8266 firmware does. Think twice.
     allow_unauthenticated_changes: bool = False
+    #: Names the plug answers to besides its addresses, localhost and its .local names (a name
+    #: in your own DNS, say). Any other Host gets 421: a page cannot rebind its name to the plug.
+    server_names: list[str] = field(default_factory=list, metadata=_check(_server_names))
+    #: Connections open at once, in total and per client (an address, an IPv6 /64).
+    max_connections: int = field(default=512, metadata=_check(_at_least(8)))
+    max_connections_per_client: int = field(default=32, metadata=_check(_at_least(2)))
 
 
 @dataclass(frozen=True)

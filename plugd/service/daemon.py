@@ -26,10 +26,11 @@ from plugd.core.model import ThingId, esp_time, sanitize_name
 from plugd.core.registry import Peer, Registry
 from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import AUTH_FILE, Auth
-from plugd.doors.mdns import Announcer
+from plugd.doors.hosts import Names
+from plugd.doors.mdns import Announcer, host_label
 from plugd.doors.messages import message, thing_update
 from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
-from plugd.doors.web import WebServer
+from plugd.doors.web import WebServer, is_local_address
 from plugd.errors import ConfigError, HardwareError
 from plugd.hardware import pin_factory as default_pin_factory
 from plugd.hardware.adc import Sampler
@@ -94,6 +95,7 @@ class Daemon:
         self._status = ""
         #: One settings save at a time: each merges into what the one before left.
         self._settings_lock = asyncio.Lock()
+        self._names: tuple[Any, Names] | None = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -139,7 +141,8 @@ class Daemon:
                                      self.plug.receive, self.registry.counters, loop)
         self.web = WebServer(find_www(config.http.www_dir),
                              lambda address, session: Api(self, address, session), self.auth,
-                             lambda: self.config.http, self._session_ended_by_request)
+                             lambda: self.config.http, self.names,
+                             self._session_ended_by_request)
         await self.web.start(config.http.bind, config.http.port, http_socket)
         try:  # where plugctl on this machine finds this daemon's token
             self._record: Path | None = rundir.announce(self.web.port, state.path)
@@ -271,6 +274,7 @@ class Daemon:
             try:
                 self.plug.tick()
                 self.sessions_ended()  # expired or evicted by newer logins: felt at once
+                self.web.tick(self.wall())
                 self._show()
                 if self.repeats is not None:
                     self.repeats.flush()
@@ -371,6 +375,7 @@ class Daemon:
             "nodesOnline": self.registry.online_count(), "nodesKnown": len(self.registry.peers),
             "nodesOnProbation": self.registry.on_probation, "nodesMax": self.registry.max_nodes,
             "recipes": len(plug.recipes), "clients": len(self.web.clients),
+            "http": self.web.counters(),
             "broadcast": self.broadcast_targets(), "udpPort": self.config.mesh.udp_port,
             "counters": {name: getattr(counters, name) for name in counters.__slots__},
             "kernelDrops": kernel_drops(self.endpoint.socket),
@@ -385,6 +390,20 @@ class Daemon:
             "meter": None if self.meter is None else self.meter.view(),
             "display": self._display_text(),
         }
+
+    def names(self) -> Names:
+        """The names the page answers to: localhost, the addresses, the node's and the machine's
+        .local names (mDNS), and http.server_names; the pages trusted besides its own."""
+        http = self.config.http
+        own = {"localhost", socket.gethostname(), f"{socket.gethostname()}.local",
+               f"{host_label(self.node_name, fallback=f'plugd-{self.node_id}')}.local",
+               *http.server_names}
+        if self.mdns is not None and self.mdns.host:
+            own.add(self.mdns.host)
+        key = (frozenset(own), tuple(http.trusted_origins))
+        if self._names is None or self._names[0] != key:
+            self._names = (key, Names(own, is_local_address, http.trusted_origins))
+        return self._names[1]
 
     def _display_text(self) -> str | None:
         """What the display shows; under --simulate, decoded from its pins."""
