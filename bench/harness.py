@@ -37,8 +37,9 @@ SETTLE = 0.3
 RECEIVE_BUFFER = 4 << 20
 #: The configuration of the benchmarks that run `plugd --simulate` as a process of its own
 #: (tests.support.PlugdProcess): everything on loopback, a broadcast and a round of pushes
-#: every second.
-PROCESS_CONFIG = {"mesh": {"interval": 1.0, "bind": "127.0.0.1"}}
+#: every second, and room for every reader, all of which come from one address.
+PROCESS_CONFIG = {"mesh": {"interval": 1.0, "bind": "127.0.0.1"},
+                  "http": {"max_connections": 2048, "max_connections_per_client": 2048}}
 #: Its log level: warnings and errors only, which the benchmarks count.
 QUIET = ("--log-level", "warning")
 
@@ -55,10 +56,11 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def daemon_config(state_dir: str, udp_port: int) -> Config:
-    """The benchmark daemon's configuration: simulated, our ports, every socket on loopback."""
+def daemon_config(state_dir: str, udp_port: int, **overrides: Any) -> Config:
+    """The benchmark daemon's configuration: simulated, our ports, every socket on loopback;
+    `overrides` as dotted keys ("mqtt.host")."""
     return sim_config(Path(state_dir), **{"mesh.udp_port": udp_port, "mesh.bind": "127.0.0.1",
-                                          "node.name": "Bench"})
+                                          "node.name": "Bench", **overrides})
 
 
 def accounted(before: dict[str, Any], now: dict[str, Any], sent: int) -> bool:
@@ -109,7 +111,7 @@ class Running:
 
 
 @asynccontextmanager
-async def running_daemon(udp_port: int) -> AsyncIterator[Running]:
+async def running_daemon(udp_port: int, **overrides: Any) -> AsyncIterator[Running]:
     """A started Daemon on this event loop, stopped on the way out.
 
     The daemon takes over SIGINT and SIGTERM; when one arrives, the benchmark
@@ -122,7 +124,8 @@ async def running_daemon(udp_port: int) -> AsyncIterator[Running]:
     with tempfile.TemporaryDirectory(prefix="plugd-bench-") as state_dir:
         factory = MockFactory()
         try:
-            async with support.running_daemon(daemon_config(state_dir, udp_port), factory) as daemon:
+            async with support.running_daemon(daemon_config(state_dir, udp_port, **overrides),
+                                              factory) as daemon:
                 body = asyncio.current_task()
                 assert body is not None
                 stopped = asyncio.create_task(daemon.run(), name="bench-stop-watch")

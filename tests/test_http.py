@@ -100,7 +100,7 @@ async def test_files_are_compressed_for_clients_that_take_gzip(daemon):
                                   b"/" + b"a" * 3000, b"/session?x=" + b"%00"])
 async def test_bad_paths_get_400_and_no_traceback(daemon, caplog, path):
     raw = b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    status, headers, body = await exchange(daemon.web.port, raw)
+    status, _, body = await exchange(daemon.web.port, raw)
     assert status == 400, body
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
 

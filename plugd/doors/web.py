@@ -25,7 +25,7 @@ import resource
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -59,6 +59,8 @@ MAX_BACKLOG = 256 * 1024
 #: for every client of one address (or IPv6 /64) together. Past them, its commands wait.
 CLIENT_RATE, CLIENT_BURST = 50.0, 100.0
 ADDRESS_RATE, ADDRESS_BURST = 100.0, 200.0
+#: File descriptors kept from connections: state files, the journal, the mesh, mDNS, the meter.
+DESCRIPTORS_KEPT = 64
 WS_PATH = "/ws"
 COOKIE = "plugd_session"
 #: Sent with every answer: only this plug's own scripts, styles and WebSocket; no framing.
@@ -224,11 +226,13 @@ def is_local_address(address: str) -> bool:
 
 
 class WebServer:
-    """The page, its files and the WebSocket API on one port; pushes go to every page."""
+    """The page, its files, the WebSocket API and the `routes` given (the HTTP API) on one
+    port; pushes go to every page."""
 
     def __init__(self, www: Path, make_api: Callable[[str, str | None], Api], auth: Auth,
                  http_config: Callable[[], HttpConfig], names: Callable[[], Names],
-                 session_ended: Callable[[], None] = lambda: None) -> None:
+                 session_ended: Callable[[], None] = lambda: None,
+                 routes: Sequence[BaseRoute] = ()) -> None:
         self.www = www.resolve()
         self.make_api = make_api
         self.auth = auth
@@ -244,6 +248,7 @@ class WebServer:
         self.app = Gate(Starlette(routes=[
             WebSocketRoute(WS_PATH, self._websocket),
             Route("/session", self._session_cookie, methods=["GET"]),
+            *routes,
             Mount("/", StaticFiles(directory=self.www, html=True)),
         ], middleware=[Middleware(GZipMiddleware, minimum_size=512, compresslevel=6)]),
             self.names)
@@ -252,11 +257,11 @@ class WebServer:
         """Listen on `host`:`port`, or on the socket systemd passed."""
         http = self.http_config()
         total = http.max_connections
-        limit = _descriptor_limit()
-        if limit is not None and total > limit - 64:
+        limit = _descriptor_limit(total + DESCRIPTORS_KEPT)
+        if limit is not None and total > limit - DESCRIPTORS_KEPT:
             log.warning("only %d file descriptors: at most %d connections (http.max_connections "
-                        "is %d); raise LimitNOFILE", limit, max(8, limit - 64), total)
-            total = max(8, limit - 64)
+                        "is %d); raise LimitNOFILE", limit, max(8, limit - DESCRIPTORS_KEPT), total)
+            total = max(8, limit - DESCRIPTORS_KEPT)
         self.guard = Guard(ConnectionCounter(total, http.max_connections_per_client))
         config = uvicorn.Config(
             self.app, http=GuardedHttp, ws=GuardedWebSocket, lifespan="off", log_config=None,
@@ -409,7 +414,11 @@ class WebServer:
                 peer.send(text)
 
 
-def _descriptor_limit() -> int | None:
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+def _descriptor_limit(wanted: int) -> int | None:
+    """The open-file limit, first raised towards `wanted` as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     return None if soft == resource.RLIM_INFINITY else soft
 
