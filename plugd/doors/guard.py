@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 HEAD_TIMEOUT = 10.0
 #: The scope extension under which a WebSocket's transport is found (to cut it at once).
 TRANSPORT = "plugd.transport"
+#: The scope extension holding an asyncio.Event set when the WebSocket's connection is lost,
+#: so that a handler waiting its turn stops at once rather than after its turn.
+LOST = "plugd.lost"
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Content-Length: 36\r\nConnection: close\r\nRetry-After: 10\r\n\r\n"
         b"too many connections: try it again\r\n")
@@ -37,6 +40,8 @@ class Guard:
         self.counter = counter
         self.refused = 0
         self.timed_out = 0
+        #: Admitted connections closed since start.
+        self.closed = 0
         #: Open transports and the address each is counted against.
         self._addresses: dict[asyncio.BaseTransport, str] = {}
 
@@ -61,6 +66,7 @@ class Guard:
         address = self._addresses.pop(transport, None)
         if address is not None:
             self.counter.release(address)
+            self.closed += 1
 
 
 class GuardedHttp(H11Protocol):
@@ -138,6 +144,7 @@ class GuardedWebSocket(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][TRANSPORT] = self.transport
+            scope["extensions"][LOST] = self.lost = asyncio.Event()
 
     async def send(self, message: Any) -> None:
         """Send as uvicorn does; a refusal's answer (an HTTP response instead of the
@@ -149,4 +156,7 @@ class GuardedWebSocket(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the slot taken when the connection was made."""
         self.config.plugd_guard.release(self.transport)  # type: ignore[attr-defined]
+        lost: asyncio.Event | None = getattr(self, "lost", None)
+        if lost is not None:
+            lost.set()
         super().connection_lost(exc)

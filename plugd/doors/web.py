@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import email.utils
 import json
 import logging
@@ -42,7 +44,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from plugd.doors.api import Api
 from plugd.doors.auth import SESSION_IDLE, Auth
-from plugd.doors.guard import TRANSPORT, Guard, GuardedHttp, GuardedWebSocket
+from plugd.doors.guard import LOST, TRANSPORT, Guard, GuardedHttp, GuardedWebSocket
 from plugd.doors.hosts import Names, path_problem
 from plugd.doors.limits import ConnectionCounter, TokenBucket, client_key
 from plugd.service.config import HttpConfig
@@ -51,8 +53,9 @@ log = logging.getLogger(__name__)
 
 #: The largest WebSocket frame a client may send (an imported configuration fits).
 MAX_FRAME = 64 * 1024
-#: Frames read ahead of the API per client; past it, reading pauses.
-MAX_READ_AHEAD = 4
+#: Frames read ahead of the API per client; past it, reading pauses (and the rest waits in the
+#: kernel's buffers, not in the daemon's memory).
+MAX_READ_AHEAD = 1
 #: A client with this many bytes waiting to be sent is too slow for live values.
 MAX_BACKLOG = 256 * 1024
 #: Commands per second one WebSocket client may send on average, and at once; and the same
@@ -90,8 +93,8 @@ class Peer:
         self._waiting: deque[str] = deque()
         self._waiting_bytes = 0
         self._wake = asyncio.Event()
-        #: Set when the connection is cut: its reader stops waiting for its turn.
-        self.ended = asyncio.Event()
+        #: Set when the connection is cut or lost: its reader stops waiting for its turn.
+        self.ended: asyncio.Event = websocket.scope["extensions"].get(LOST) or asyncio.Event()
         self._gone = gone
         self.cut_reason: str | None = None
 
@@ -245,6 +248,7 @@ class WebServer:
         self.guard: Guard | None = None
         self.server: uvicorn.Server | None = None
         self._sockets: list[socket.socket] = []
+        self._closed_at_trim = 0
         self.app = Gate(Starlette(routes=[
             WebSocketRoute(WS_PATH, self._websocket),
             Route("/session", self._session_cookie, methods=["GET"]),
@@ -283,10 +287,15 @@ class WebServer:
         return int(self._sockets[0].getsockname()[1])
 
     def tick(self, wall: float) -> None:
-        """Once a second: the Date every answer carries."""
+        """Once a second: the Date every answer carries; and, once connections have come and
+        gone, the memory they held given back to the system."""
         if self.server is not None:
             self.server.server_state.default_headers = [
                 (b"date", email.utils.formatdate(wall, usegmt=True).encode())]
+        closed = self.guard.closed if self.guard is not None else 0
+        if closed != self._closed_at_trim and (not self.clients or closed - self._closed_at_trim > 100):
+            self._closed_at_trim = closed
+            give_back_memory()
 
     async def close(self) -> None:
         """Close every connection and stop listening."""
@@ -360,7 +369,7 @@ class WebServer:
                 if wait > 0:  # this client alone waits its turn; the others go on
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(peer.ended.wait(), wait)
-                if peer.cut_reason is not None:
+                if peer.ended.is_set():
                     break
                 peer.send(json.dumps(await api.handle(text)))
         except (WebSocketDisconnect, OSError):
@@ -412,6 +421,25 @@ class WebServer:
         for peer, api in list(self.clients.items()):
             if api.may_read:
                 peer.send(text)
+
+
+def give_back_memory() -> None:
+    """Return the C library's free heap memory to the system. A burst of clients leaves
+    freed buffers that glibc keeps for reuse; on a small board they are better given back.
+    Nothing on other C libraries."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
 
 
 def _descriptor_limit(wanted: int) -> int | None:
