@@ -11,10 +11,13 @@ READY  := $(VENV)/.ready-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' 
 # (units), seccomp for the sandbox test, `ip netns` and setpriv (the namespace mesh), unshare
 # (mDNS, maintainer scripts), mount (the full-disk tmpfs), dpkg-deb, lintian and what the .deb
 # takes from Debian, git (the .deb's date), and Chromium for the browser tests (Playwright
-# drives the distribution's browser, it downloads none).
+# drives the distribution's browser, it downloads none), mosquitto, its clients and openssl
+# (the MQTT tests' broker, the documented removal, their test CA).
 TEST_DEBS := gcc pkg-config libsystemd-dev systemd python3-seccomp iproute2 util-linux mount \
              dpkg lintian git python3-colorzero python3-smbus2 python3-systemd \
-             python3-click python3-h11 python3-idna chromium fonts-dejavu-core
+             python3-click python3-h11 python3-idna \
+             python3-prometheus-client chromium fonts-dejavu-core \
+             mosquitto mosquitto-clients openssl
 TEST_READY := $(VENV)/.test-ready-$(shell echo $(TEST_DEBS) | cat - setup.cfg | cksum | cut -d' ' -f1)
 
 .PHONY: run test bench deb clean fuzz crash flood soak reliability

@@ -15,11 +15,23 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from bench import accuracy, acquisition, energy, fanout, flood, footprint, ingest, latency, service
+from bench import (
+    accuracy,
+    acquisition,
+    energy,
+    fanout,
+    flood,
+    footprint,
+    ingest,
+    latency,
+    mqtt,
+    service,
+)
 from bench.report import Row, exit_status, table
 
 #: Each module has a NAME and a `run() -> list[Row]`.
-BENCHMARKS = [latency, ingest, footprint, accuracy, energy, acquisition, service, fanout, flood]
+BENCHMARKS = [latency, ingest, footprint, accuracy, energy, acquisition, service, fanout, flood,
+              mqtt]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,6 +79,10 @@ def parser() -> argparse.ArgumentParser:
                                          "stuck or none; display on or off)")
     fault.add_argument("chip", choices=["adc", "display"])
     fault.add_argument("fault", choices=["nack", "gone", "garbage", "stuck", "none", "on", "off"])
+    token = sub.add_parser("token", help="tokens for the HTTP API: add NAME (shows the token "
+                                         "once), list, revoke NAME")
+    token.add_argument("what", choices=["add", "list", "revoke"])
+    token.add_argument("name", nargs="?", help="the token's name (add, revoke)")
     return p
 
 
@@ -93,6 +98,12 @@ def request_for(args: argparse.Namespace) -> dict[str, Any]:
     if args.action == "fault":
         fault = {"none": None, "on": True, "off": False}.get(args.fault, args.fault)
         return {"command": "simulate_fault", "chip": args.chip, "fault": fault}
+    if args.action == "token":
+        if args.what == "list":
+            return {"command": "request_tokens"}
+        if not args.name:
+            parser().error(f"token {args.what} needs the token's NAME")
+        return {"command": f"{args.what}_token", "name": args.name}
     return REQUESTS[args.action][0]
 
 
@@ -164,6 +175,16 @@ def ask(url: str, request: dict[str, Any], timeout: float,
         return answer
 
 
+def _mqtt(mqtt: dict[str, Any] | None) -> str:
+    """The broker connection in a line: off, or its state, broker and last error."""
+    if not mqtt or not mqtt.get("enabled"):
+        return "off"
+    error = f" (last error: {mqtt['error']})" if mqtt.get("error") else ""
+    return (f"{mqtt['state']} to {mqtt['broker']}{' over TLS' if mqtt['tls'] else ''}, topics "
+            f"{mqtt['topicPrefix']}/, {mqtt['published']} published, {mqtt['commands']} "
+            f"commands{error}")
+
+
 def show(action: str, answer: dict[str, Any]) -> str:
     """A person's reading of the daemon's answer to `action`."""
     if action == "status":
@@ -182,6 +203,7 @@ def show(action: str, answer: dict[str, Any]) -> str:
             f"packets  {counters['received']} received, {counters['invalid']} invalid, "
             f"{counters['dropped_full']} dropped (table full), {counters['sent']} sent",
             f"recipes  {answer['recipes']}",
+            f"mqtt     {_mqtt(answer.get('mqtt'))}",
             f"display  {answer['display']!r}" if answer["display"] is not None else "display  none",
             *(f"FAULT    {what}: {answer[key]}" for key, what in
               (("relayFault", "the relay does not switch"), ("displayFault", "the display fails"))
@@ -199,6 +221,16 @@ def show(action: str, answer: dict[str, Any]) -> str:
         return f"simulated load {answer['watts']:g} W"
     if action == "fault":
         return f"simulated {answer['chip']} fault: {answer['fault']}"
+    if action == "token":
+        if "token" in answer:
+            return (f"{answer['token']}\n(token {answer['name']!r}: shown this once; send it as "
+                    f"'Authorization: Bearer <token>')")
+        if "tokens" in answer:
+            rows = [("NAME", "MADE")] + [
+                (t["name"], time.strftime("%Y-%m-%d %H:%M", time.localtime(t["created"])))
+                for t in answer["tokens"]]
+            return table(rows) if len(rows) > 1 else "no tokens"
+        return f"token {answer['name']!r} revoked"
     if action == "nodes":
         rows = [("ID", "NAME", "STATE", "ADDRESS", "SEEN", "THINGS")]
         for node in answer["nodes"]:

@@ -161,7 +161,9 @@ RECIPE = {"name": "heat", "sourceNodeId": 777, "sourceThingId": 5, "relation": 3
 VALID: dict[str, dict[str, Any]] = {
     **{name: {} for name in ("request_nodes", "request_things", "request_recipes", "request_status",
                              "request_events", "request_history", "request_settings",
-                             "export_config", "request_session", "logout")},
+                             "export_config", "request_session", "logout", "request_tokens")},
+    "add_token": {"name": "fuzz"},
+    "revoke_token": {"name": "fuzz"},
     "save_thing": {"thing": {"id": 1, "type": 1, "value": 1, "override": False}},
     "save_recipe": {"recipe": RECIPE},
     "delete_recipe": {"id": 1},

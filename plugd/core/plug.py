@@ -130,6 +130,8 @@ class PlugCore:
         self.signer = signer
         #: Why the protection switched the relay off; nothing automatic switches it on meanwhile.
         self.tripped: str | None = None
+        #: Trips since start (a counter for monitoring).
+        self.trips = 0
         #: Why the relay's pin refused the last switching (None: it switched).
         self.relay_fault: str | None = None
         #: Node comings and goings told this minute, held back beyond the budget, and since when.
@@ -169,6 +171,7 @@ class PlugCore:
         """The protection switches the relay off, override or not, and holds it off."""
         out = Output()
         self.tripped = reason
+        self.trips += 1
         self._event(out, now, "protection", "protection", f"protection tripped: {reason}",
                     Cause("protection"))
         self._set(out, ThingId.PLUG, 0.0, Cause("protection", reason), now)

@@ -5,7 +5,9 @@ and written to `initial-password` (mode 0600) in the state directory; only a
 salted scrypt hash of it is kept. Sessions are random tokens, stored hashed,
 so a copy of the state directory logs nobody in. A token file
 (`cli-token`, 0600) lets `plugctl` on the same machine log in without the
-password. Time is passed in: this module has no clock of its own.
+password. Named API tokens (`plugctl token add NAME`) let scripts use the HTTP
+API; they too are kept only as hashes, and each can be revoked alone. Time is
+passed in: this module has no clock of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,11 @@ MIN_PASSWORD = 8
 SESSION_IDLE = 30 * 86400  # seconds a session lives unused
 MAX_SESSIONS = 32
 TICKET_LIFE = 60.0
+MAX_TOKENS = 32
+#: What an API token's name may be: short, and fit for a command line and a log line.
+TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+#: Who a request with the cli-token is.
+CLI = "cli-token"
 
 
 def hash_password(password: str, salt: bytes) -> bytes:
@@ -47,17 +55,19 @@ def _digest(token: str) -> str:
 
 @dataclass
 class Credentials:
-    """What auth.json holds: the password hash and the hashes of live sessions."""
+    """What auth.json holds: the password hash, the hashes of live sessions and API tokens."""
 
     salt: bytes
     hash: bytes
     #: sha256 of a session token -> wall time it was last used
     sessions: dict[str, float] = field(default_factory=dict)
+    #: API token name -> {"hash": sha256 of the token, "created": wall time}
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """As kept in auth.json: the salt and the hash, never the password."""
+        """As kept in auth.json: the salt and the hash, never the password or a token."""
         return {"salt": self.salt.hex(), "hash": self.hash.hex(), "scrypt": SCRYPT,
-                "sessions": self.sessions}
+                "sessions": self.sessions, "tokens": self.tokens}
 
     @classmethod
     def from_json(cls, obj: Any) -> Credentials:
@@ -71,8 +81,16 @@ class Credentials:
         if {k: read_int(cost, k, "auth.scrypt") for k in SCRYPT} != SCRYPT:
             raise ValidationError("auth.scrypt", f"expected {SCRYPT}")
         sessions = require_object(obj.get("sessions", {}), "auth.sessions")
+        tokens = require_object(obj.get("tokens", {}), "auth.tokens")
+        kept = {}
+        for name, token in tokens.items():
+            token = require_object(token, f"auth.tokens.{name}")
+            if not (TOKEN_NAME.fullmatch(name) and isinstance(token.get("hash"), str)
+                    and isinstance(token.get("created"), (int, float))):
+                raise ValidationError(f"auth.tokens.{name}", "expected a name, a hash and a time")
+            kept[name] = {"hash": token["hash"], "created": float(token["created"])}
         return cls(salt, digest, {str(k): float(v) for k, v in sessions.items()
-                                  if isinstance(v, (int, float))})
+                                  if isinstance(v, (int, float))}, kept)
 
 
 class Auth:
@@ -130,6 +148,42 @@ class Auth:
         """Whether `token` is the token file's."""
         return hmac.compare_digest(token.encode(), self.cli_token.encode())
 
+    def check_bearer(self, token: str) -> str | None:
+        """Who an HTTP API token is: `CLI` for the token file's, the name of an API token, or
+        None. Every stored hash is compared, so the time taken tells nothing."""
+        found = CLI if self.check_cli_token(token) else None
+        digest = _digest(token).encode()
+        for name, kept in self.credentials.tokens.items():
+            if hmac.compare_digest(digest, kept["hash"].encode()):
+                found = name
+        return found
+
+    # --- API tokens -------------------------------------------------------------
+
+    def add_token(self, name: str, wall: float) -> str:
+        """A new API token called `name`, shown once; the caller saves the credentials."""
+        if not isinstance(name, str) or not TOKEN_NAME.fullmatch(name):
+            raise ValidationError("name", "expected 1 to 32 letters, digits, '_', '.' or '-', "
+                                          "beginning with a letter or a digit")
+        tokens = self.credentials.tokens
+        if name in tokens:
+            raise ValidationError("name", f"a token called {name!r} exists: revoke it first")
+        if len(tokens) >= MAX_TOKENS:
+            raise ValidationError("name", f"there are {MAX_TOKENS} tokens already: revoke one")
+        token = secrets.token_urlsafe(32)
+        tokens[name] = {"hash": _digest(token), "created": wall}
+        return token
+
+    def revoke_token(self, name: str) -> None:
+        """Forget an API token: requests with it are refused from now on."""
+        if self.credentials.tokens.pop(name, None) is None:
+            raise ValidationError("name", f"no token is called {name!r}")
+
+    def token_list(self) -> list[dict[str, Any]]:
+        """The API tokens' names and when each was made (never the tokens)."""
+        return [{"name": name, "created": kept["created"]}
+                for name, kept in sorted(self.credentials.tokens.items())]
+
     # --- sessions -------------------------------------------------------------
 
     def new_session(self, wall: float) -> str:
@@ -167,7 +221,8 @@ class Auth:
         if len(new) < MIN_PASSWORD:
             raise ValidationError("new", f"must be at least {MIN_PASSWORD} characters")
         salt = secrets.token_bytes(16)
-        self.credentials = Credentials(salt, hash_password(new, salt))
+        self.credentials = Credentials(salt, hash_password(new, salt),
+                                       tokens=self.credentials.tokens)
 
     def forget_initial_password(self) -> None:
         """Once the new password is on disk: until then the initial one may still be the one."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from plugd.chips import ACS712_MODELS, ADS1115_DATA_RATES, ADS1115_FULL_SCALES, ADS1115_RANGES
+from plugd.core.discovery import prefix_problem
 from plugd.core.meshkey import key_problem
 from plugd.core.model import MAX_NODE_ID, finite, name_problem
 from plugd.doors.hosts import split_host
@@ -257,6 +258,47 @@ class LogConfig:
     level: str = field(default="info", metadata=_check(_one_of("debug", "info", "warning", "error")))
 
 
+def _client_id(value: str) -> str | None:
+    if len(value.encode()) > 128 or not value.isprintable() or value != value.strip():
+        return f"must be printable, without surrounding spaces, at most 128 bytes, got {value!r}"
+    return None
+
+
+def _discovery_prefix(value: str) -> str | None:
+    return "must not be empty" if not value else prefix_problem(value)
+
+
+def _topic_prefix(value: str) -> str | None:
+    return prefix_problem(value)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """[mqtt]: the broker plugd reports to and takes commands from (Home Assistant and others)."""
+
+    #: The broker's host name or address; "" turns MQTT off.
+    host: str = ""
+    port: int = field(default=1883, metadata=_check(
+        lambda v: None if 1 <= v <= 65535 else f"must be a port number 1..65535, got {v}"))
+    username: str = ""
+    #: Kept like the mesh key: never in a file everyone can read; `password_file` or systemd's
+    #: credential `mqtt_password` (which wins) keep it out of this file.
+    password: str = ""
+    password_file: str = ""
+    tls: bool = False
+    #: The CA that signed the broker's certificate (PEM); "": the system's CAs.
+    ca_file: str = ""
+    #: "": plugd-<node id>.
+    client_id: str = field(default="", metadata=_check(_client_id))
+    #: "": plugd/<node name made fit for a topic>.
+    topic_prefix: str = field(default="", metadata=_check(_topic_prefix))
+    discovery_prefix: str = field(default="homeassistant", metadata=_check(_discovery_prefix))
+    keepalive: int = field(default=30, metadata=_check(
+        lambda v: None if 5 <= v <= 3600 else f"must be between 5 and 3600 seconds, got {v}"))
+    #: Announce every node heard on the mesh as a device of its own.
+    bridge_mesh: bool = False
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration, frozen: a change makes a new one."""
@@ -272,6 +314,7 @@ class Config:
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     mdns: MdnsConfig = field(default_factory=MdnsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     #: Run against simulated chips; not a file key (the `--simulate` option).
     simulated: bool = field(default=False, metadata={"internal": True})
 
@@ -365,7 +408,17 @@ def parse(text: str, overrides: dict[str, Any] | None = None, *, simulate: bool 
     raw = _apply(raw, overrides or {})
     config = replace(_build(Config, raw, ""), simulated=simulate)
     _check_front_end(config)
+    _check_mqtt(config.mqtt)
     return config
+
+
+def _check_mqtt(mqtt: MqttConfig) -> None:
+    """What no single [mqtt] key can say alone."""
+    if mqtt.ca_file and not mqtt.tls:
+        raise ConfigError("mqtt.ca_file", "is used only with tls = true")
+    if (mqtt.password or mqtt.password_file) and not mqtt.username:
+        key = "mqtt.password" if mqtt.password else "mqtt.password_file"
+        raise ConfigError(key, "needs a username (mqtt.username)")
 
 
 def _check_front_end(config: Config) -> None:
@@ -388,6 +441,7 @@ def updated(config: Config, changes: dict[str, Any]) -> Config:
     raw = {f.name: asdict(getattr(config, f.name)) for f in fields(config) if f.name != "simulated"}
     new = replace(_build(Config, _apply(raw, changes), ""), simulated=config.simulated)
     _check_front_end(new)
+    _check_mqtt(new.mqtt)
     return new
 
 
@@ -447,5 +501,27 @@ def with_secrets(config: Config, path: Path | None,
     problem = key_problem(key)
     if problem:
         raise ConfigError("mesh.mesh_key", problem)
-    return config if key == mesh.mesh_key else replace(config, mesh=replace(mesh, mesh_key=key))
+    if key != mesh.mesh_key:
+        config = replace(config, mesh=replace(mesh, mesh_key=key))
+    return _with_mqtt_password(config, path, environ)
+
+
+def _with_mqtt_password(config: Config, path: Path | None,
+                        environ: typing.Mapping[str, str]) -> Config:
+    """The broker's password, found as the mesh key is: systemd's credential `mqtt_password`,
+    else `password_file`, else `password` in a configuration file not everyone can read."""
+    mqtt = config.mqtt
+    password = mqtt.password
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / "mqtt_password").is_file():
+        password = _read_secret(Path(credentials) / "mqtt_password", "mqtt.password")
+    elif mqtt.password_file:
+        password_file = Path(mqtt.password_file)
+        _private(password_file, "mqtt.password_file")
+        password = _read_secret(password_file, "mqtt.password_file")
+    elif password and path is not None:
+        _private(path, "mqtt.password")
+    if password and not mqtt.username:
+        raise ConfigError("mqtt.password", "needs a username (mqtt.username)")
+    return config if password == mqtt.password else replace(config, mqtt=replace(mqtt, password=password))
 

@@ -27,6 +27,7 @@ from plugd.core.registry import Peer, Registry
 from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import AUTH_FILE, Auth
 from plugd.doors.hosts import Names
+from plugd.doors.http_api import HttpApi
 from plugd.doors.mdns import Announcer, host_label
 from plugd.doors.messages import message, thing_update
 from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
@@ -46,6 +47,7 @@ from plugd.service.store import StateDir, dump
 from plugd.service.systemd import Notifier, RepeatFilter
 
 if TYPE_CHECKING:
+    from plugd.doors.mqtt import MqttOutlet
     from plugd.hardware.sim.rig import Simulation
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ class Daemon:
         #: One settings save at a time: each merges into what the one before left.
         self._settings_lock = asyncio.Lock()
         self._names: tuple[Any, Names] | None = None
+        self.mqtt: MqttOutlet | None = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -142,7 +145,8 @@ class Daemon:
         self.web = WebServer(find_www(config.http.www_dir),
                              lambda address, session: Api(self, address, session), self.auth,
                              lambda: self.config.http, self.names,
-                             self._session_ended_by_request)
+                             self._session_ended_by_request,
+                             HttpApi(self, self.names).routes())
         await self.web.start(config.http.bind, config.http.port, http_socket)
         try:  # where plugctl on this machine finds this daemon's token
             self._record: Path | None = rundir.announce(self.web.port, state.path)
@@ -158,6 +162,14 @@ class Daemon:
         self.plug.listeners.append(self._on_change)
         self.plug.on_broadcast = self.broadcaster.changed
         self.broadcaster.start()
+        if config.mqtt.host:  # in the background: an absent broker delays nothing
+            from plugd.doors.mqtt import MqttOutlet
+
+            self.mqtt = MqttOutlet(
+                config.mqtt, self.plug, version=__version__, url=self._page_url(),
+                model="plugd smart plug" + (" (simulated)" if config.simulated else ""),
+                faults=self._faults)
+            self.mqtt.start()
         self._tasks = [asyncio.create_task(self._every_second(), name="tick"),
                        asyncio.create_task(self._save_nodes(), name="save-nodes")]
         if self.meter is not None:
@@ -193,6 +205,8 @@ class Daemon:
             loop.remove_signal_handler(signum)
         self.broadcaster.stop()
         self._node_pushes.stop()
+        if self.mqtt is not None:  # `offline` while the plug can still say it
+            await self.mqtt.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -389,7 +403,22 @@ class Daemon:
             else str(self.display.fault),
             "meter": None if self.meter is None else self.meter.view(),
             "display": self._display_text(),
+            "mqtt": {"enabled": False} if self.mqtt is None else self.mqtt.status(),
         }
+
+    def _faults(self) -> list[str]:
+        """The faults the plug has now, in words: the current sensor, the relay, the display."""
+        display = None if self.display is None else self.display.fault
+        found = [None if self.meter is None else self.meter.fault, self.plug.relay_fault,
+                 None if display is None else f"display: {display}"]
+        return [f for f in found if f]
+
+    def _page_url(self) -> str:
+        """The page's address, for Home Assistant's link to it."""
+        from plugd.doors.mqtt import page_url
+
+        http = self.config.http
+        return page_url(http.bind, self.web.port, self.node_name, self.config.mdns.enabled)
 
     def names(self) -> Names:
         """The names the page answers to: localhost, the addresses, the node's and the machine's
@@ -439,7 +468,7 @@ class Daemon:
     def _apply_live(self, new: Config) -> list[str]:
         """Make `new` the configuration; return what only a restart applies."""
         old = self.config
-        needs_restart = [name for name in ("state", "relay", "adc", "meter", "protection")
+        needs_restart = [name for name in ("state", "relay", "adc", "meter", "protection", "mqtt")
                          if getattr(new, name) != getattr(old, name)]
         needs_restart += [f"http.{k}" for k in ("port", "bind", "www_dir")
                           if getattr(new.http, k) != getattr(old.http, k)]
@@ -455,6 +484,8 @@ class Daemon:
             if self.mdns is not None:
                 self._tasks.append(asyncio.create_task(self.mdns.rename(self.node_name),
                                                        name="mdns-rename"))
+            if self.mqtt is not None:
+                self.mqtt.renamed(self.node_name, self._page_url())
         self.broadcaster.interval = new.mesh.interval
         self.broadcaster.sends.min_gap = 1.0 / new.mesh.max_changes_per_second
         self.registry.offline_after = new.mesh.interval * new.mesh.offline_after
