@@ -76,13 +76,15 @@ class Broker:
     one was published again."""
 
     def __init__(self, directory: Path, *, port: int | None = None,
-                 users: Mapping[str, str] | None = None, tls: Certificates | None = None) -> None:
+                 users: Mapping[str, str] | None = None, tls: Certificates | None = None,
+                 bind: str = "127.0.0.1") -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port(socket.SOCK_STREAM)
         self.tls = tls
         self.log = directory / f"mosquitto-{self.port}.log"
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false",
+        # `bind` "": every address of its network namespace (one the test made, see tests/mesh).
+        lines = [f"listener {self.port} {bind}".rstrip(), "persistence false",
                  f"log_dest file {self.log}", "log_type error", "log_type warning",
                  "log_type notice", "log_type information", "connection_messages true"]
         if os.geteuid() == 0:

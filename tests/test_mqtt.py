@@ -423,6 +423,59 @@ async def test_bridge_mesh_makes_each_peer_a_device(
         assert json.loads(state.payload)["thing_5"] == 19.25
 
 
+# --- the mesh across subnets ------------------------------------------------------------------
+
+
+def relayed_message(node_id: int, via: int, value: float) -> bytes:
+    """What the plugd `via` of another subnet publishes for a node it hears there."""
+    return json.dumps({"id": node_id, "name": f"node {node_id}", "via": via,
+                       "things": [{"id": 5, "value": value, "text": f"{value:.2f}"}]}).encode()
+
+
+async def test_the_mesh_topics_carry_what_is_heard_here_and_take_in_live_copies_only(
+        make_daemon: Callable[..., Awaitable[Daemon]], broker: Broker) -> None:
+    async with watching(broker) as other:  # left by a plugd long gone: a snapshot of the past
+        await other.publish("plugd/mesh/888", relayed_message(888, 9, 1.0), retain=True)
+    daemon = await make_daemon(**{"mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
+                                  "mqtt.mesh": True, "mqtt.relay_to_lan": True,
+                                  "mesh.interval": 0.2})
+    assert daemon.mqtt is not None
+    counts, registry = daemon.mqtt.mesh_counts, daemon.registry
+    async with watching(broker, "plugd/mesh/#") as mesh:
+        own = json.loads((await mesh.wait("plugd/mesh/4242")).payload)
+        assert own["via"] == 4242 and own["name"] == "TestPlug"
+        assert {t["id"] for t in own["things"]} >= {ThingId.PLUG, ThingId.CLOCK}
+        send_udp(daemon.config.mesh.udp_port, b"777:Kitchen Sensor&5:21.50")
+        heard = json.loads((await mesh.wait("plugd/mesh/777")).payload)
+        assert heard["via"] == 4242 and heard["address"] == "127.0.0.1"
+        assert heard["subnet"] == "127.0.0.0/8"
+        assert heard["things"] == [{"id": 5, "value": 21.5, "text": "21.50"}]
+        await until(lambda: counts["echoes"] > 0, "our own messages to come back, and be dropped")
+        assert counts["retained"] == 1 and 888 not in registry.peers
+
+        await mesh.publish("plugd/mesh/999", relayed_message(999, 9, 17.25))
+        await until(lambda: 999 in registry.peers, "a live copy to be taken in")
+        peer = registry.peers[999]
+        assert peer.online and peer.via == 9 and peer.things[5].value == 17.25
+        await until(lambda: counts["rebroadcast"] == 1, "the copy to be re-broadcast here")
+        # ... and heard back: our own re-broadcast, dropped, never a node of ours.
+        await until(lambda: registry.counters.own > 0, "our re-broadcast to come back")
+        assert registry.peers[999].via == 9
+        mark = mesh.mark()
+        await mesh.wait("plugd/mesh/4242", since=mark)  # a later publication of our own
+        assert all(json.loads(m.payload)["via"] == 9 for m in mesh.on("plugd/mesh/999"))
+
+        # A node heard here counts once: the copy from the broker is ignored.
+        await mesh.publish("plugd/mesh/777", relayed_message(777, 9, 30.0))
+        await until(lambda: registry.counters.shadowed == 1, "the copy to be shadowed")
+        assert registry.peers[777].via == 0 and registry.peers[777].things[5].value == 21.5
+
+        await mesh.publish("plugd/mesh/5", b"nonsense")
+        await until(lambda: counts["invalid"] == 1, "a bad message to be counted")
+    status = daemon.status()["mqtt"]["mesh"]
+    assert status["enabled"] and status["topics"] == "plugd/mesh/+" and status["error"]
+
+
 # --- configuration and the pure parts --------------------------------------------------------
 
 
@@ -455,6 +508,7 @@ def test_the_password_is_kept_like_the_mesh_key(tmp_path: Path) -> None:
     ('topic_prefix = "a/+/b"', "mqtt.topic_prefix"), ('topic_prefix = "/a"', "mqtt.topic_prefix"),
     ('discovery_prefix = ""', "mqtt.discovery_prefix"), ('ca_file = "/x"', "mqtt.ca_file"),
     ('password = "p"', "mqtt.password"), ("tls = 1", "mqtt.tls"), ('hots = "x"', "mqtt.hots"),
+    ("relay_to_lan = true", "mqtt.relay_to_lan"),
 ])
 def test_bad_mqtt_settings_name_the_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):

@@ -48,12 +48,19 @@ class Peer:
     last_seen_esp: int = 0  # seconds since 2000, for people and for nodes.json
     online: bool = False
     things: dict[int, PeerThing] = field(default_factory=dict)
+    #: 0: heard directly on this subnet; else the plugd that relayed its values from another
+    #: subnet (through the broker or re-broadcast here), which this node never publishes again.
+    via: int = 0
+    #: Whether its last datagram was signed (plugd.core.meshkey): such values are never
+    #: re-broadcast, since a copy cannot carry the node's signature.
+    signed: bool = False
 
     def to_json(self, now: float) -> dict[str, Any]:
         """The ESP shape (`id`, `name`) plus `nodeId`/`nodeName` for the firmware's page, plus ours."""
         return {
             "id": self.id, "name": self.name, "nodeId": self.id, "nodeName": self.name,
             "online": self.online, "address": self.address, "lastSeen": self.last_seen_esp,
+            "via": self.via,
             "age": None if self.last_seen is None else round(now - self.last_seen, 1),
             "things": [{"id": tid, "value": t.value, "text": t.text,
                         "age": round(now - t.updated, 1)} for tid, t in sorted(self.things.items())],
@@ -95,6 +102,10 @@ class Counters:
     address_changes: int = 0
     #: Newcomers heard once at a full table (they need a second datagram for a slot).
     probation: int = 0
+    #: Values of nodes of other subnets taken in (through the broker or a plugd's re-broadcast).
+    relayed: int = 0
+    #: Relayed values ignored because the node is heard directly (it counts once).
+    shadowed: int = 0
 
 
 class Heard(NamedTuple):
@@ -147,11 +158,18 @@ class Registry:
         return peer is not None and peer.online
 
     def heard(self, packet: Packet, address: str, now: float, esp_now: int) -> Heard | None:
-        """Register a packet from `address`; None when it was ours or the table is full."""
-        if packet.node_id == self.own_id:
+        """Register a packet from `address`; None when it was ours, the table is full, or it
+        was relayed (`packet.via`) for a node heard directly and online: a node counts once, and
+        its own datagrams win over any copy."""
+        if packet.node_id == self.own_id or packet.via == self.own_id:
             self.counters.own += 1
             return None
         peer = self.peers.get(packet.node_id)
+        if packet.via:
+            if peer is not None and peer.online and not peer.via:
+                self.counters.shadowed += 1
+                return None
+            self.counters.relayed += 1
         is_new = peer is None
         if peer is None:
             if len(self.peers) >= self.max_nodes and not self._admit(packet.node_id, now):
@@ -163,6 +181,7 @@ class Registry:
         came_online = not peer.online
         peer.name, peer.address = packet.node_name, address
         peer.last_seen, peer.last_seen_esp, peer.online = now, esp_now, True
+        peer.via, peer.signed = packet.via, packet.signed
         for item in packet.fields:
             thing = peer.things.get(item.thing_id)
             if thing is not None:

@@ -22,6 +22,12 @@ from plugd.errors import WireError
 MAX_DATAGRAM = 512
 #: Names of the fields a signed datagram ends with (see plugd.core.meshkey): not thing values.
 SIGNATURE_FIELDS = frozenset({b"ctr", b"sig"})
+#: The field a plugd adds to a datagram it re-broadcasts for a node of another subnet (see
+#: plugd.core.meshbridge): `&via:<its own node id>`. An ESP8266 reads it as thing 0, which no
+#: recipe uses; a plugd learns from it that the node was not heard directly.
+VIA_FIELD = b"via"
+#: Fields of plugd's that are not thing values: skipped, never counted as refused.
+EXTENSION_FIELDS = SIGNATURE_FIELDS | {VIA_FIELD}
 
 # What C's atof accepts as the start of a string, without its nan/inf forms.
 _FLOAT_PREFIX = re.compile(rb"[ \t\n\v\f\r]*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
@@ -46,6 +52,11 @@ class Packet(NamedTuple):
     fields: tuple[Field, ...]
     #: Fields that could not be read and were dropped (they never spoil the others).
     rejected: int = 0
+    #: Whether it ends in a tag field (plugd.core.meshkey; valid or not).
+    signed: bool = False
+    #: The plugd that re-broadcast it for a node of another subnet (a `via` field); 0: none,
+    #: the node sent it itself.
+    via: int = 0
 
 
 def atof_prefix(raw: bytes) -> float | None:
@@ -103,6 +114,8 @@ def decode(data: bytes) -> Packet:
         raise WireError(f"node name {name[:40]!r} {problem}")
     fields: list[Field] = []
     rejected = 0
+    signed = False
+    via = 0
     for token in tokens[1:]:
         raw_id, sep, raw_value = token.partition(b":")
         # The common field is digits, ':' and a plain number: read it without the regexes.
@@ -111,15 +124,20 @@ def decode(data: bytes) -> Packet:
         else:
             thing_id = _integer(raw_id) if sep else None
         if thing_id is None or not 0 < thing_id <= MAX_NODE_ID:
-            if not (sep and raw_id in SIGNATURE_FIELDS):
+            if not (sep and raw_id in EXTENSION_FIELDS):
                 rejected += 1
+            elif raw_id == b"sig":
+                signed = True
+            elif raw_id == VIA_FIELD:
+                relayer = _integer(raw_value)
+                via = relayer if relayer is not None and 0 < relayer <= MAX_NODE_ID else via
             continue
         value = _number(raw_value)
         if value is None:
             rejected += 1
             continue
         fields.append(Field(thing_id, value, raw_value.decode("utf-8", "replace").strip()))
-    return Packet(node_id, name, tuple(fields), rejected)
+    return Packet(node_id, name, tuple(fields), rejected, signed, via)
 
 
 def format_number(value: float) -> str:
@@ -136,8 +154,9 @@ def format_clock(moment: datetime) -> str:
             f"{moment.day}.{moment.month}.{moment.year}")
 
 
-def encode(node_id: int, node_name: str, values: list[tuple[int, str]]) -> bytes:
-    """Build one datagram from already formatted values (see `format_number`, `format_clock`)."""
+def encode(node_id: int, node_name: str, values: list[tuple[int, str]], via: int = 0) -> bytes:
+    """Build one datagram from already formatted values (see `format_number`, `format_clock`);
+    `via` (a plugd's node id) marks it as re-broadcast for a node of another subnet."""
     if not 0 < node_id <= MAX_NODE_ID:
         raise WireError(f"node id {node_id} is outside 1..{MAX_NODE_ID}")
     problem = name_problem(node_name)
@@ -148,6 +167,10 @@ def encode(node_id: int, node_name: str, values: list[tuple[int, str]]) -> bytes
         if "&" in text or "\0" in text or not text:
             raise WireError(f"value {text!r} of thing {thing_id} cannot travel on the wire")
         parts.append(f"{thing_id}:{text}")
+    if via:
+        if not 0 < via <= MAX_NODE_ID:
+            raise WireError(f"relaying node id {via} is outside 1..{MAX_NODE_ID}")
+        parts.append(f"{VIA_FIELD.decode()}:{via}")
     data = "&".join(parts).encode("utf-8")
     if len(data) > MAX_DATAGRAM:
         raise WireError(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM}")

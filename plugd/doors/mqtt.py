@@ -11,6 +11,12 @@ again, as does Home Assistant saying `online` on its status topic.
 A command is a change like any other: `Plug.set_thing` with a cause of kind
 "mqtt", which the authority table counts as a person's, as the page's switch.
 What is published is built by the pure `plugd.core.discovery`.
+
+With `mesh = true` it also joins the mesh across subnets (`plugd.core.meshbridge`
+has the topics and the rules that keep values from going round): it publishes
+the plug and the nodes heard directly under `<root>/mesh/<nodeId>`, feeds what
+the plugd of other subnets publish there into the registry, and with
+`relay_to_lan` re-broadcasts those values on this subnet.
 """
 
 from __future__ import annotations
@@ -21,18 +27,20 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import aiomqtt
 
-from plugd.core import discovery
+from plugd.core import discovery, meshbridge
 from plugd.core.discovery import OFFLINE, ONLINE, Device, Topics
 from plugd.core.model import OFF, ON, ThingId
 from plugd.core.plug import Cause, Change
 from plugd.core.registry import Peer
+from plugd.doors.udp import Throttle
 from plugd.errors import PlugdError
+from plugd.service import netif
 from plugd.service.config import MqttConfig
 from plugd.service.plug import Plug
 
@@ -54,9 +62,14 @@ STOP_WAIT = 3.0
 #: Seconds to wait for the broker's answer to a connect, a subscribe or a publication.
 ANSWER_WAIT = 10.0
 
+#: Seconds between two publications of one mesh node: its datagrams in between become one.
+MESH_GAP = 0.5
+#: Seconds the interfaces' networks are trusted before they are read again.
+NETWORKS_FOR = 30.0
+
 #: What a topic publishes when it is its turn: (payload, QoS), always retained, built then,
-#: so the latest value goes out, never a queue of old ones.
-Message = Callable[[], tuple[bytes, int]]
+#: so the latest value goes out, never a queue of old ones; None: nothing after all.
+Message = Callable[[], tuple[bytes, int] | None]
 #: TCP_NODELAY: a state right after a command's acknowledgement leaves at once, instead of
 #: waiting for the broker's delayed ACK of it (Nagle's algorithm: tens of milliseconds).
 NO_DELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -86,7 +99,9 @@ class MqttOutlet:
 
     def __init__(self, config: MqttConfig, plug: Plug, *, version: str, model: str,
                  url: str, faults: Callable[[], list[str]],
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 lan: Callable[[bytes], None] | None = None,
+                 interval: Callable[[], float] = lambda: 5.0) -> None:
         self.config = config
         self.plug = plug
         self.faults = faults
@@ -109,12 +124,27 @@ class MqttOutlet:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._told_retained = False
+        #: The mesh across subnets: sends a datagram on this subnet (relay_to_lan), and the
+        #: mesh's broadcast interval (the plug's own values go out as often).
+        self.lan = lan
+        self.interval = interval
+        self.mesh_root = meshbridge.prefix_root(self.topics.prefix)
+        self.mesh_counts = {"published": 0, "received": 0, "taken": 0, "echoes": 0,
+                            "retained": 0, "invalid": 0, "rebroadcast": 0}
+        self.mesh_error: str | None = None
+        self._mesh_sends: Throttle | None = None
+        self._mesh_timer: asyncio.Task[None] | None = None
+        self._networks: tuple[float, list[str]] = (float("-inf"), [])
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Follow the plug's changes and keep a connection to the broker, in the background."""
         self.plug.listeners.append(self.on_change)
+        if self.config.mesh:
+            loop = asyncio.get_running_loop()
+            self._mesh_sends = Throttle(loop, self._mesh_due, MESH_GAP)
+            self._mesh_timer = asyncio.create_task(self._mesh_own(), name="mqtt-mesh")
         self._task = asyncio.create_task(self._run(), name="mqtt")
 
     async def close(self) -> None:
@@ -123,6 +153,10 @@ class MqttOutlet:
         self._closing = True
         with contextlib.suppress(ValueError):
             self.plug.listeners.remove(self.on_change)
+        if self._mesh_sends is not None:
+            self._mesh_sends.stop()
+        if self._mesh_timer is not None:
+            self._mesh_timer.cancel()
         if self._task is None:
             return
         self._task.cancel()
@@ -145,7 +179,10 @@ class MqttOutlet:
                 "clientId": self.client_id, "topicPrefix": self.topics.prefix,
                 "error": self.last_error, "connectedSince": self.connected_since,
                 "connects": self.connects, "published": self.published,
-                "commands": self.commands, "due": len(self._pending)}
+                "commands": self.commands, "due": len(self._pending),
+                "mesh": {"enabled": True, "topics": meshbridge.subscription(self.mesh_root),
+                         "relayToLan": self.config.relay_to_lan, "error": self.mesh_error,
+                         **self.mesh_counts} if self.config.mesh else {"enabled": False}}
 
     # --- the connection ---------------------------------------------------------------------
 
@@ -203,7 +240,10 @@ class MqttOutlet:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Subscribe, announce everything, then publish and receive until one of them fails."""
-        await client.subscribe([(self.topics.command, 1), (self.topics.ha_status, 1)])
+        subscriptions = [(self.topics.command, 1), (self.topics.ha_status, 1)]
+        if self.config.mesh:
+            subscriptions.append((meshbridge.subscription(self.mesh_root), 0))
+        await client.subscribe(subscriptions)
         self.announce()
         publisher = asyncio.create_task(self._publish(client), name="mqtt-publish")
         receiver = asyncio.create_task(self._receive(client), name="mqtt-receive")
@@ -221,11 +261,12 @@ class MqttOutlet:
             if not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
-            batch = []
+            batch: list[Awaitable[None]] = []
             while self._pending and len(batch) < BATCH:
                 topic = next(iter(self._pending))
-                payload, qos = self._pending.pop(topic)()
-                batch.append(client.publish(topic, payload, qos=qos, retain=True))
+                message = self._pending.pop(topic)()
+                if message is not None:
+                    batch.append(client.publish(topic, message[0], qos=message[1], retain=True))
             await asyncio.gather(*batch)
             self.published += len(batch)
 
@@ -239,6 +280,8 @@ class MqttOutlet:
             elif topic == self.topics.ha_status and data == ONLINE.encode() and not message.retain:
                 log.info("MQTT: Home Assistant is online; announcing the plug again")
                 self.announce()
+            elif self.config.mesh and topic.startswith(self.mesh_root + "/"):
+                self._mesh_in(topic, data, bool(message.retain))
 
     def _command(self, payload: bytes, retained: bool) -> None:
         """ON, OFF or TOGGLE for the relay: a person's switch, by another door."""
@@ -274,10 +317,20 @@ class MqttOutlet:
             self._announced.clear()
             for peer in list(self.plug.registry.peers.values()):
                 self._peer(peer)
+        if self.config.mesh:
+            self._mesh_due(self.plug.node_id)
+            for peer in list(self.plug.registry.peers.values()):
+                if peer.online and not peer.via:
+                    self._mesh_due(peer.id)
 
     def on_change(self, change: Change) -> None:
         """A plug listener: mark what the change makes due (cheap: nothing is built here)."""
         thing = change.thing
+        if self._mesh_sends is not None:
+            if thing is not None:
+                self._mesh_sends.request(self.plug.node_id, self.plug.node_id)
+            elif change.peer is not None and not change.peer.via:
+                self._mesh_sends.request(change.peer.id, change.peer.id)
         if thing is not None:
             if thing.id == ThingId.PLUG:
                 self._put(self.topics.relay, self._relay_message)
@@ -325,3 +378,83 @@ class MqttOutlet:
             energy_today=value(ThingId.ENERGY_TODAY), energy_total=value(ThingId.ENERGY_TOTAL),
             energy_yesterday=value(ThingId.ENERGY_YESTERDAY), tripped=plug.tripped,
             faults=self.faults())), 0
+
+    # --- the mesh across subnets (plugd.core.meshbridge) ------------------------------------
+
+    async def _mesh_own(self) -> None:
+        """The plug's own values every mesh interval, so the plugd of other subnets keep it
+        online (a change goes out at once besides)."""
+        while True:
+            await asyncio.sleep(max(0.1, self.interval()))
+            if self._mesh_sends is not None:
+                self._mesh_sends.request(self.plug.node_id, self.plug.node_id)
+
+    def _mesh_due(self, node_id: int) -> None:
+        """Make a node's mesh topic due; what goes out is built when it is its turn."""
+        self._put(meshbridge.node_topic(self.mesh_root, node_id),
+                  lambda: self._mesh_message(node_id))
+
+    def _mesh_message(self, node_id: int) -> tuple[bytes, int] | None:
+        """The plug itself, or a node heard directly; an empty message clears the topic of a
+        node gone silent here; None for a node that is no longer heard directly (the loop rule:
+        never publish what came from elsewhere)."""
+        plug = self.plug
+        if node_id == plug.node_id:
+            things = {t.id: (t.value, plug.wire_text(t)) for t in plug.things.values()
+                      if t.id not in plug.invalid}
+            relayed = meshbridge.relayed_from(node_id, plug.node_name, things, node_id,
+                                              signed=plug.signer is not None)
+        else:
+            peer = plug.registry.peers.get(node_id)
+            if peer is None or not meshbridge.publishes(plug.node_id, peer.id, peer.via):
+                return None
+            if not peer.online:
+                return b"", 0
+            things = {tid: (t.value, t.text) for tid, t in peer.things.items()}
+            relayed = meshbridge.relayed_from(
+                peer.id, peer.name, things, plug.node_id, peer.address,
+                meshbridge.subnet_of(peer.address, self._local_networks()), peer.signed)
+        self.mesh_counts["published"] += 1
+        return relayed.encode(), 0
+
+    def _local_networks(self) -> list[str]:
+        checked, found = self._networks
+        now = time.monotonic()
+        if now - checked > NETWORKS_FOR:
+            try:
+                found = netif.networks()
+            except OSError:
+                found = []
+            self._networks = (now, found)
+        return found
+
+    def _mesh_in(self, topic: str, data: bytes, retained: bool) -> None:
+        """A node's values from the broker: not our own, not a retained snapshot of the past;
+        into the registry unless the node is heard here; then, with relay_to_lan, onto this
+        subnet."""
+        counts = self.mesh_counts
+        try:
+            relayed = meshbridge.parse(self.mesh_root, topic, data)
+        except PlugdError as err:
+            counts["invalid"] += 1
+            if self.mesh_error is None:
+                log.warning("MQTT: ignoring a message on %s: %s", topic[:120], err)
+            self.mesh_error = f"{topic[:120]}: {err}"
+            return
+        if relayed is None:  # a topic cleared: the node went silent there
+            return
+        if relayed.via == self.plug.node_id:
+            counts["echoes"] += 1
+            return
+        if retained:
+            counts["retained"] += 1
+            return
+        counts["received"] += 1
+        if not self.plug.receive_relayed(relayed.packet(), relayed.address):
+            return
+        counts["taken"] += 1
+        if self.config.relay_to_lan and self.lan is not None:
+            datagram = meshbridge.lan_datagram(relayed, self.plug.node_id)
+            if datagram is not None:
+                self.lan(datagram)
+                counts["rebroadcast"] += 1

@@ -38,6 +38,19 @@ def broadcast_addresses(sys_net: Path = SYS_NET) -> list[str]:
     return found
 
 
+def networks() -> list[str]:
+    """Every IPv4 network ("10.1.0.0/24") an interface of the host is on: which subnet a node
+    was heard on, for the plugd of other subnets."""
+    found: list[str] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str):
+                network = str(ipaddress.IPv4Network(f"{ip.ip}/{ip.network_prefix}", strict=False))
+                if network not in found:
+                    found.append(network)
+    return found
+
+
 def _default_route_interface() -> str | None:
     try:
         lines = Path("/proc/net/route").read_text().splitlines()[1:]
