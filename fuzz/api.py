@@ -29,6 +29,7 @@ with atheris.instrument_imports(include=["plugd"]):
     from plugd.service.config import Config, parse
     from plugd.service.meter import Meter
     from plugd.service.plug import Plug
+    from plugd.service.scheduler import Scheduler
     from plugd.service.store import StateDir, dump
 
 NODE_ID = 4242
@@ -56,6 +57,8 @@ class Host:
         self.commands = COMMANDS  # no simulated chips here: their commands are not answered
         self.auth = Auth(state)
         self.settings: dict[str, Any] = {}
+        self.scheduler = Scheduler(state, None)
+        self.scheduler.plug = self.plug  # stored and planned; no task runs them here
 
     def status(self) -> dict[str, Any]:
         """A status answer with what the checks compare."""
