@@ -127,6 +127,8 @@ class Meter:
         self.clipped = False
         self.last: Window | None = None
         self._switched_at = float("-inf")
+        #: Told of each reading: its wall time, the Wh counted since the one before, its W.
+        self.on_reading: Callable[[float, float, float | None], None] | None = None
         plug.listeners.append(self._relay_watch)
         self._publish_energy()
 
@@ -188,7 +190,10 @@ class Meter:
                                           "the reading is too low", SENSOR, "sensor")
         self.plug.set_thing(ThingId.CURRENT, round(amps, 3), SENSOR)
         self.plug.set_thing(ThingId.POWER, round(watts, 2), SENSOR)
+        counted = self.energy.total_kwh
         self.energy.add(watts, window.end, self._today())
+        if self.on_reading is not None:
+            self.on_reading(self.wall(), (self.energy.total_kwh - counted) * 1000.0, watts)
         self._publish_energy()
         self._protect(watts, amps, window.end)
 
