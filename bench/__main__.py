@@ -22,6 +22,7 @@ from bench import (
     fanout,
     flood,
     footprint,
+    history,
     ingest,
     latency,
     mqtt,
@@ -31,7 +32,7 @@ from bench.report import Row, exit_status, table
 
 #: Each module has a NAME and a `run() -> list[Row]`.
 BENCHMARKS = [latency, ingest, footprint, accuracy, energy, acquisition, service, fanout, flood,
-              mqtt]
+              mqtt, history]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 

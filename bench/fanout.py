@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.harness import PROCESS_CONFIG, QUIET, percentile
 from bench.report import Row, run_alone
 from bench.service import cpu_seconds
+from tests.broker import Broker, have_mosquitto
 from tests.support import Client, PlugdProcess
 
 NAME = "Fan-out"
@@ -122,10 +123,28 @@ def _delays(sends: list[tuple[float, float]], logs: list[list[tuple[float, float
 
 
 def run(processes: int = PROCESSES) -> list[Row]:
-    """Reach 200 pages with a relay change, against a bare broadcast; rows of delays."""
+    """Reach 200 pages with a relay change; then again with the MQTT outlet on, to a broker of
+    the bench's own, for what MQTT costs the pages."""
+    rows = _session(processes, PROCESS_CONFIG)
+    if not have_mosquitto():
+        return [*rows, Row(NAME, "p99 with the MQTT outlet on", "not measured: no mosquitto")]
+    with tempfile.TemporaryDirectory(prefix="plugd-fanout-broker-") as tmp:
+        broker = Broker(Path(tmp))
+        broker.start()
+        try:
+            config = {**PROCESS_CONFIG, "mqtt": {"host": "127.0.0.1", "port": broker.port}}
+            with_mqtt = _session(processes, config)
+        finally:
+            broker.stop()
+    return [*rows, Row(NAME, "p99 delay with the MQTT outlet on (relay and state published "
+                             "at each change)", with_mqtt[0].result)]
+
+
+def _session(processes: int, config: dict[str, Any]) -> list[Row]:
+    """One plugd with `config`, 200 pages, the changes; the rows of its delays."""
     mp = multiprocessing.get_context("fork")  # before any event loop exists in this process
     with tempfile.TemporaryDirectory(prefix="plugd-fanout-") as tmp:
-        plug = PlugdProcess(Path(tmp), *QUIET, config=PROCESS_CONFIG)
+        plug = PlugdProcess(Path(tmp), *QUIET, config=config)
         assert plug.proc is not None
         pid, uri = plug.proc.pid, f"ws://127.0.0.1:{plug.http}/ws"
         workers = []

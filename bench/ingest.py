@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import harness, load
@@ -30,6 +32,7 @@ from bench.report import Row, run_alone
 from plugd.core.model import Relation, ThingId
 from plugd.doors.udp import open_socket
 from plugd.service.daemon import Daemon
+from tests.broker import Broker, have_mosquitto
 from tests.support import free_port
 
 NAME = "Ingest"
@@ -134,6 +137,7 @@ async def measure(trials: int = TRIALS) -> list[Row]:
                 bare_trials.append(await trial(bare_port, lambda: bare.count))
                 daemon_trials.append(await trial(daemon_port, lambda: counters.received))
             invalid, accepted = counters.invalid, counters.accepted
+        mqtt_trials = await _with_mqtt(trials)
     finally:
         bare_transport.close()
 
@@ -159,7 +163,33 @@ async def measure(trials: int = TRIALS) -> list[Row]:
             f"receive buffer {granted // 1024} KiB; "
             f"daemon: {accepted:,} accepted, {invalid} invalid"),
         running.error_row(NAME),
+        Row(NAME, "daemon with the MQTT outlet on (bridge_mesh: every peer published), median",
+            "not measured: no mosquitto" if not mqtt_trials else
+            f"{statistics.median(t.rate for t in mqtt_trials):,.0f} datagrams/s, "
+            f"{statistics.median(t.rate for t in mqtt_trials) / daemon_rate:.2f} of the rate "
+            f"without ({', '.join(map(str, mqtt_trials))})"),
     ]
+
+
+async def _with_mqtt(trials: int) -> list[Trial]:
+    """The daemon's trials again, reporting every peer it hears to a broker of its own."""
+    if not have_mosquitto():
+        return []
+    with tempfile.TemporaryDirectory(prefix="plugd-ingest-broker-") as tmp:
+        broker = Broker(Path(tmp))
+        broker.start()
+        try:
+            port = free_port()
+            async with harness.running_daemon(port, **{
+                    "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
+                    "mqtt.bridge_mesh": True}) as running:
+                daemon = running.daemon
+                harness.enlarge_receive_buffer(daemon.endpoint.socket)
+                await install_recipes(daemon)
+                counters = daemon.registry.counters
+                return [await trial(port, lambda: counters.received) for _ in range(trials)]
+        finally:
+            broker.stop()
 
 
 def run() -> list[Row]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -66,8 +67,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, metavar="DIR",
                    help="the state directory of the daemon addressed, for its token")
     sub = p.add_subparsers(dest="action", required=True, metavar="COMMAND")
-    for name, (_, text) in REQUESTS.items():
-        sub.add_parser(name, help=text)
+    simple = {name: sub.add_parser(name, help=text) for name, (_, text) in REQUESTS.items()}
+    simple["on"].add_argument("--for", dest="hold", type=duration, metavar="TIME",
+                              help="switch off again after TIME: 90 (seconds), 90s, 10m, 1h30m")
     calibrate = sub.add_parser(
         "calibrate", help="calibrate the meter: zero (relay off), power W or current A "
                           "(relay on, known load), voltage V, or reset")
@@ -83,7 +85,76 @@ def parser() -> argparse.ArgumentParser:
                                          "once), list, revoke NAME")
     token.add_argument("what", choices=["add", "list", "revoke"])
     token.add_argument("name", nargs="?", help="the token's name (add, revoke)")
+    schedule = sub.add_parser("schedule", help="schedules: add (or change one with --id), list, "
+                                               "delete ID")
+    schedules = schedule.add_subparsers(dest="what", required=True, metavar="add|list|delete")
+    add = schedules.add_parser("add", help="add a schedule, or change the one with --id")
+    add.add_argument("--at", required=True, help='a time of day "HH:MM", "sunrise" or "sunset"')
+    add.add_argument("--offset", type=int, default=0, metavar="MIN",
+                     help="minutes after (negative: before) that time, -720..720")
+    add.add_argument("--days", type=parse_days, default=[], metavar="DAYS",
+                     help="mon-fri, sat,sun, fri-mon, weekdays, weekend, daily (default), or 0..6")
+    add.add_argument("--action", dest="switch", required=True, choices=["on", "off", "toggle"],
+                     help="what it does to the relay")
+    add.add_argument("--disabled", action="store_true", help="keep it, but do not run it")
+    add.add_argument("--id", type=int, help="change the schedule with this id")
+    schedules.add_parser("list", help="the schedules and their next runs")
+    delete = schedules.add_parser("delete", help="delete a schedule")
+    delete.add_argument("id", type=int)
     return p
+
+
+DAY_ABBREVIATIONS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_WORDS = {"daily": [], "all": [], "every": [], "weekdays": [0, 1, 2, 3, 4], "weekend": [5, 6]}
+
+
+def parse_days(text: str) -> list[int]:
+    """Weekdays on the command line ("mon-fri", "sat,sun", "fri-mon", "weekend", "0,3") as the
+    API's list (0 = Monday; empty: every day)."""
+    text = text.strip().lower()
+    if text in DAY_WORDS:
+        return DAY_WORDS[text]
+
+    def day(word: str) -> int:
+        word = word.strip()
+        if word.isdigit() and int(word) <= 6:
+            return int(word)
+        if word[:3] in DAY_ABBREVIATIONS and len(word) >= 3:
+            return DAY_ABBREVIATIONS.index(word[:3])
+        raise argparse.ArgumentTypeError(f"{word!r} is not a weekday (mon..sun, or 0..6 from Monday)")
+
+    days: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.partition("-")
+        start = day(first)
+        end = day(last) if dash else start
+        days.update((start + n) % 7 for n in range((end - start) % 7 + 1))
+    return sorted(days)
+
+
+def days_words(days: list[int]) -> str:
+    """The API's weekday list as people read it: "every day", "Mon-Fri" (with an en dash),
+    "Sat, Sun"."""
+    if not days or len(days) == 7:
+        return "every day"
+    names = [d.capitalize() for d in DAY_ABBREVIATIONS]
+    runs: list[list[int]] = []
+    for d in sorted(days):
+        if runs and runs[-1][-1] == d - 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ", ".join(f"{names[r[0]]}–{names[r[-1]]}" if len(r) > 2 else ", ".join(names[d] for d in r)
+                     for r in runs)
+
+
+def _next_words(schedule: dict[str, Any]) -> str:
+    """When a schedule runs next, in local time, or why not."""
+    if not schedule["enabled"]:
+        return "off"
+    if schedule.get("next") is None:
+        return f"none ({schedule['sun']})" if schedule.get("sun") else "none"
+    return time.strftime("%a %Y-%m-%d %H:%M", time.localtime(schedule["next"]))
 
 
 def request_for(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,13 +169,32 @@ def request_for(args: argparse.Namespace) -> dict[str, Any]:
     if args.action == "fault":
         fault = {"none": None, "on": True, "off": False}.get(args.fault, args.fault)
         return {"command": "simulate_fault", "chip": args.chip, "fault": fault}
+    if args.action == "schedule":
+        if args.what == "list":
+            return {"command": "request_schedules"}
+        if args.what == "delete":
+            return {"command": "delete_schedule", "id": args.id}
+        schedule = {"enabled": not args.disabled, "days": args.days, "at": args.at,
+                    "offset": args.offset, "action": args.switch}
+        return {"command": "save_schedule", "schedule": {**schedule, **({"id": args.id} if args.id else {})}}
     if args.action == "token":
         if args.what == "list":
             return {"command": "request_tokens"}
         if not args.name:
             parser().error(f"token {args.what} needs the token's NAME")
         return {"command": f"{args.what}_token", "name": args.name}
+    if args.action == "on" and getattr(args, "hold", None):
+        return {**REQUESTS["on"][0], "for": args.hold}
     return REQUESTS[args.action][0]
+
+
+def duration(text: str) -> float:
+    """A duration on the command line ("90", "90s", "10m", "1h30m") in seconds."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90, 90s, 10m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def token_files(url: str, given: Path | None, state_dir: Path | None) -> list[Path]:
@@ -193,7 +283,9 @@ def show(action: str, answer: dict[str, Any]) -> str:
             f"node     {answer['nodeName']} (id {answer['nodeId']})"
             + (", simulated hardware" if answer["simulate"] else ""),
             f"relay    {'on' if answer['relay'] else 'off'}"
-            + (" (override: recipes do not switch it)" if answer["override"] else ""),
+            + (" (override: recipes do not switch it)" if answer["override"] else "")
+            + (f", off at {time.strftime('%H:%M:%S', time.localtime(answer['autoOffAt']))} "
+               "(auto-off)" if answer.get("autoOffAt") else ""),
             f"power    {_measured(answer, 'power', 'W')}, {_measured(answer, 'current', 'A')}, "
             f"{answer['energyToday']:.2f} Wh today"
             + (f"; PROTECTION TRIPPED: {answer['tripped']}" if answer["tripped"] else ""),
@@ -211,7 +303,9 @@ def show(action: str, answer: dict[str, Any]) -> str:
             f"uptime   {answer['uptime']:.0f} s, plugd {answer['version']}",
         ])
     if action in ("on", "off", "toggle"):
-        return f"relay {'on' if answer['relay'] else 'off'}"
+        off_at = answer.get("autoOffAt")
+        until = f" until {time.strftime('%H:%M:%S', time.localtime(off_at))}" if off_at else ""
+        return f"relay {'on' if answer['relay'] else 'off'}{until}"
     if action == "calibrate":
         cal = answer["calibration"]
         zero = "tracked" if cal["zero_volts"] is None else f"{cal['zero_volts']:.4f} V"
@@ -221,6 +315,19 @@ def show(action: str, answer: dict[str, Any]) -> str:
         return f"simulated load {answer['watts']:g} W"
     if action == "fault":
         return f"simulated {answer['chip']} fault: {answer['fault']}"
+    if action == "schedule":
+        if "schedules" in answer:
+            rows = [("ID", "ON", "AT", "DAYS", "ACTION", "NEXT")] + [
+                (str(s["id"]), "yes" if s["enabled"] else "no", s.get("words") or s["at"],
+                 days_words(s["days"]), s["action"], "-" if not s["enabled"] else _next_words(s))
+                for s in answer["schedules"]]
+            return table(rows) if len(rows) > 1 else "no schedules"
+        if "schedule" in answer:
+            s = answer["schedule"]
+            shown = "off" if not s["enabled"] else f"next {_next_words(s)}"
+            return f"schedule {s['id']}: {s['action']} at {s.get('words') or s['at']}, " \
+                   f"{days_words(s['days'])}, {shown}"
+        return f"schedule {answer['id']} deleted"
     if action == "token":
         if "token" in answer:
             return (f"{answer['token']}\n(token {answer['name']!r}: shown this once; send it as "

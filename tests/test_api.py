@@ -180,7 +180,12 @@ async def test_frames_over_64_kib_are_refused(daemon):
 async def test_settings_are_checked_applied_at_once_and_kept(client, daemon):
     answer = await client.ask({"command": "request_settings"})
     assert answer["settings"] == {"node.name": "TestPlug", "mesh.interval": 5.0,
-                                  "display.mode": "power", "display.brightness": 7}
+                                  "display.mode": "power", "display.brightness": 7,
+                                  "mqtt.host": "", "mqtt.port": 1883, "mqtt.username": "",
+                                  "mqtt.tls": False, "mqtt.discovery_prefix": "homeassistant",
+                                  "mqtt.bridge_mesh": False, "location.latitude": 0.0,
+                                  "location.longitude": 0.0}
+    assert answer["secrets"] == {"mqtt.password": False}  # whether set, never the value
     saved = await client.ask({"command": "save_settings", "settings": {
         "node.name": "Kitchen Plug", "display.brightness": 2}})
     assert saved["success"] and saved["nodeName"] == "Kitchen Plug"
@@ -191,7 +196,9 @@ async def test_settings_are_checked_applied_at_once_and_kept(client, daemon):
     assert kept == {"node.name": "Kitchen Plug", "display.brightness": 2}
     for bad, error in [({"display.brightness": 9}, "display.brightness: must be between 0 and 7"),
                        ({"relay.pin": 4}, "settings.relay.pin: cannot be changed here"),
-                       ({"node.name": "a&b"}, "node.name: must not contain '&'")]:
+                       ({"node.name": "a&b"}, "node.name: must not contain '&'"),
+                       ({"mqtt.port": 0}, "settings.mqtt.port"),
+                       ({"mqtt.password": "pw"}, "settings.mqtt.password: needs a username")]:
         answer = await client.ask({"command": "save_settings", "settings": bad})
         assert answer["command"] == "error" and error in answer["error"], answer
     assert json.loads((daemon.plug.state.path / "settings.json").read_text()) == kept

@@ -169,6 +169,11 @@ VALID: dict[str, dict[str, Any]] = {
     "delete_recipe": {"id": 1},
     "move_recipe": {"id": 1, "index": 0},
     "switch": {"state": "toggle"},
+    "request_energy": {"period": "hour", "from": 0, "to": 2000000000},
+    "request_schedules": {},
+    "save_schedule": {"schedule": {"enabled": True, "days": [0, 4], "at": "07:00", "offset": -15,
+                                   "action": "on"}},
+    "delete_schedule": {"id": 1},
     "calibrate": {"what": "voltage", "value": 231.5},
     "simulate_load": {"watts": 500},
     "simulate_fault": {"chip": "adc", "fault": None},
@@ -182,7 +187,7 @@ VALID: dict[str, dict[str, Any]] = {
 }
 #: Blocks the event loop on purpose, for as long as asked: not a door to fuzz.
 NOT_FUZZED = {"simulate_hang"}
-NESTED = ("thing", "recipe", "settings", "config")
+NESTED = ("thing", "recipe", "settings", "config", "schedule")
 
 #: What replaces a field. Never this plug's node id: a recipe on its own measured things would
 #: fire between the two snapshots of a refused request.

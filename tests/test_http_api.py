@@ -194,7 +194,8 @@ async def test_the_openapi_description_names_every_route(daemon):
     status, _, body = await call(daemon, "GET", "/api/openapi.json")
     spec = json.loads(body)
     assert status == 200 and spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/api/status", "/api/relay", "/metrics"}
+    assert set(spec["paths"]) == {"/api/status", "/api/relay", "/metrics", "/api/energy",
+                                  "/api/energy.csv"}
     assert spec["paths"]["/api/relay"]["post"]["security"] == [{"token": []}]
 
 

@@ -27,7 +27,7 @@ from plugd.core.meshkey import Guard, Signer
 from plugd.core.model import MEASURED, METERED, ON, Recipe, Thing, ThingId, ThingType, esp_time
 from plugd.core.recipes import Action, RecipeBook
 from plugd.core.registry import Heard, Peer, Registry
-from plugd.core.wire import decode, encode, format_clock, format_number
+from plugd.core.wire import Packet, decode, encode, format_clock, format_number
 from plugd.errors import ValidationError, WireError
 
 #: Things whose value no current can hold while the relay is off.
@@ -79,6 +79,9 @@ class Drive(NamedTuple):
     on: bool
     cause: Cause
     depth: int = 0
+    #: Seconds the relay stays on before the auto-off switches it off (None: the default,
+    #: `PlugCore.auto_off`; 0: never).
+    hold: float | None = None
 
 
 @dataclass(slots=True)
@@ -87,7 +90,8 @@ class Output:
 
     changes: list[Change] = field(default_factory=list)
     drives: list[Drive] = field(default_factory=list)
-    #: Files whose content changed: "things", "outcomes" (the recipes' outcomes), "nodes".
+    #: Files whose content changed: "things", "outcomes" (the recipes' outcomes), "nodes",
+    #: "auto_off" (the auto-off's deadline).
     persist: set[str] = field(default_factory=set)
     #: A value that travels on the mesh changed: broadcast soon.
     broadcast: bool = False
@@ -103,6 +107,16 @@ class Output:
         self.broadcast = self.broadcast or other.broadcast
         self.changed = self.changed or other.changed
         self.refusal = self.refusal or other.refusal
+
+
+def duration_words(seconds: float) -> str:
+    """A duration as people say it: "45 s", "10 min", "1 h 30 min"."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "",
+             f"{secs} s" if secs or not whole else ""]
+    return " ".join(p for p in parts if p)
 
 
 def recipe_sentence(recipe: Recipe, source_name: str) -> str:
@@ -137,6 +151,14 @@ class PlugCore:
         #: Node comings and goings told this minute, held back beyond the budget, and since when.
         self._news_told, self._news_held, self._news_since = 0, 0, float("-inf")
         self._depth = 0
+        #: Seconds every switch on lasts before the auto-off ([relay] auto_off; 0: never).
+        self.auto_off = 0.0
+        #: The auto-off's deadline: wall time (kept across restarts, shown to people) and the
+        #: monotonic one it is timed by (a clock step neither hastens nor delays it).
+        self.off_at: float | None = None
+        self._off_at_mono = 0.0
+        self._off_after = 0.0
+        self._hold: float | None = None
 
     # --- commands: people, recipes, the protection, the meter -------------------------
 
@@ -145,6 +167,49 @@ class PlugCore:
         out = Output()
         self._set(out, thing_id, value, cause, now)
         return out
+
+    def switch_for(self, seconds: float, cause: Cause, now: Now) -> Output:
+        """Switch the relay on for `seconds`, then off by the auto-off; if it is on already,
+        the auto-off is set from now."""
+        out = Output()
+        if self.things[ThingId.PLUG].value == ON:
+            self._arm(out, seconds, cause, now)
+            out.changed = True
+            out.changes.append(Change(thing=self.things[ThingId.PLUG], cause=cause))
+            return out
+        self._hold = seconds
+        try:
+            self._set(out, ThingId.PLUG, ON, cause, now)
+        finally:
+            self._hold = None
+        return out
+
+    def restore_auto_off(self, off_at: float, after: float, now: Now) -> Output:
+        """At start: the auto-off that was running, if the relay is on; past due, it switches
+        off at the next tick."""
+        out = Output()
+        if self.things[ThingId.PLUG].value == ON:
+            self.off_at, self._off_after = off_at, after
+            self._off_at_mono = now.mono + (off_at - now.wall)
+        else:
+            out.persist.add("auto_off")  # a stale deadline: forget it
+        return out
+
+    def auto_off_json(self) -> dict[str, float] | None:
+        """The auto-off as kept in the state directory (None: none running)."""
+        return None if self.off_at is None else {"off_at": self.off_at, "after": self._off_after}
+
+    def _arm(self, out: Output, seconds: float, cause: Cause, now: Now) -> None:
+        """Start (or restart) the auto-off: off `seconds` from now; 0 stops it."""
+        had = self.off_at
+        if seconds > 0:
+            self.off_at, self._off_at_mono, self._off_after = now.wall + seconds, now.mono + seconds, seconds
+            self._event(out, now, "relay", "auto-off",
+                        f"auto-off in {duration_words(seconds)}", cause)
+        else:
+            self.off_at = None
+        if had is not None or self.off_at is not None:
+            out.persist.add("auto_off")
 
     def set_override(self, thing_id: int, override: bool, cause: Cause, now: Now) -> Output:
         """Pin a thing against automatic writers, or hand it back to its recipes.
@@ -207,6 +272,10 @@ class PlugCore:
             self.relay_fault = None
             self._event(out, now, "fault", "relay", "the relay switches again", drive.cause)
         self._depth = drive.depth
+        if drive.on:
+            self._arm(out, self.auto_off if drive.hold is None else drive.hold, drive.cause, now)
+        elif self.off_at is not None:
+            self._arm(out, 0.0, drive.cause, now)  # switched off: nothing left to time
         try:
             self._apply(out, ThingId.PLUG, ON if drive.on else 0.0, drive.cause, now)
             if not drive.on:  # no current can flow through an open relay
@@ -237,9 +306,25 @@ class PlugCore:
         except WireError:
             counters.invalid += 1
             return out
+        if packet.via == self.node_id:  # our own re-broadcast of a node of another subnet
+            counters.own += 1
+            return out
         if self.guard is not None and not self._admitted(out, data, packet.node_id, address, now):
             return out
         counters.rejected_fields += packet.rejected
+        return self._take(out, packet, address, now)
+
+    def receive_relayed(self, packet: Packet, address: str, now: Now) -> Output:
+        """Values of a node of another subnet, relayed by the plugd `packet.via` through the
+        MQTT broker: into the registry and to the recipes like a datagram, unless the node is
+        heard directly (plugd.core.registry decides)."""
+        out = Output()
+        if not packet.via:
+            raise ValidationError("via", "a relayed node's values name the plugd that relayed them")
+        return self._take(out, packet, address, now)
+
+    def _take(self, out: Output, packet: Packet, address: str, now: Now) -> Output:
+        """A packet admitted: the registry, then each value to the recipes."""
         heard = self.registry.heard(packet, address, now.mono, esp_time(now.wall))
         if heard is None:
             return out
@@ -283,6 +368,15 @@ class PlugCore:
     def tick(self, now: Now) -> Output:
         """Once a second: the clock thing, offline detection, the node news budget."""
         out = Output()
+        if self.off_at is not None and now.mono >= self._off_at_mono:
+            after = self._off_after
+            self._arm(out, 0.0, Cause("auto-off"), now)
+            cause = Cause("auto-off", f"after {duration_words(after)}")
+            self._set(out, ThingId.PLUG, 0.0, cause, now)
+            if out.refusal:
+                self._event(out, now, "relay", "auto-off",
+                            f"Plug stays on: {out.refusal}", cause)
+                out.refusal = ""
         hour = float(datetime.fromtimestamp(now.wall).hour)
         self._apply(out, ThingId.CLOCK, hour, Cause("clock"), now)
         self._feed(out, self.node_id, ThingId.CLOCK, hour, now)
@@ -321,8 +415,9 @@ class PlugCore:
                                    override=thing.override)
         if not verdict.allowed:
             out.refusal = verdict.refusal
-            if cause.kind == authority.Source.RECIPE and value != thing.value:
-                self._event(out, now, "recipe", f"recipe {cause.detail.partition(',')[0]}",
+            automatic = cause.kind in (authority.Source.RECIPE, authority.Source.SCHEDULE)
+            if automatic and value != thing.value:
+                self._event(out, now, cause.kind, f"{cause.kind} {cause.detail.partition(',')[0]}",
                             f"{thing.name} stays {self._shown(thing)}: {verdict.refusal}", cause)
             return
         if verdict.clears_trip:
@@ -330,7 +425,7 @@ class PlugCore:
                         f"protection cleared (was: {self.tripped})", cause)
             self.tripped = None
         if relay:
-            out.drives.append(Drive(value == ON, cause, self._depth))
+            out.drives.append(Drive(value == ON, cause, self._depth, self._hold))
             return
         self._apply(out, thing_id, value, cause, now)
 

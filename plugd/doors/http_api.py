@@ -31,6 +31,8 @@ from plugd.core.model import ThingId
 from plugd.core.plug import Cause
 from plugd.doors.api import Api
 from plugd.doors.hosts import Names
+from plugd.doors.http_energy import OPENAPI_PATHS as ENERGY_PATHS
+from plugd.doors.http_energy import energy_routes
 from plugd.doors.web import COOKIE
 
 if TYPE_CHECKING:
@@ -71,7 +73,8 @@ class HttpApi:
         an API path is a 405, not a file that is not found."""
         return [Mount("/api", routes=[Route("/status", self._status, methods=["GET"]),
                                       Route("/relay", self._relay, methods=["POST"]),
-                                      Route("/openapi.json", self._openapi, methods=["GET"])]),
+                                      Route("/openapi.json", self._openapi, methods=["GET"]),
+                                      *energy_routes(self.host, self._reader)]),
                 Route("/metrics", self._metrics, methods=["GET"])]
 
     # --- who is asking ------------------------------------------------------------
@@ -133,6 +136,7 @@ class HttpApi:
                 "energyToday": plug.things[ThingId.ENERGY_TODAY].value,
                 "energyTotal": plug.things[ThingId.ENERGY_TOTAL].value * 1000.0,
                 "tripped": status["tripped"], "relayFault": status["relayFault"],
+                "autoOffAt": status["autoOffAt"],
                 "sensorFault": (status["meter"] or {}).get("fault"),
                 "nodeId": plug.node_id, "nodeName": plug.node_name}
 
@@ -155,7 +159,10 @@ class HttpApi:
         if not isinstance(msg, dict):
             return _error(400, 'expected an object like {"state": "on"}')
         caller = HttpCaller(self.host, who, trusted=True)  # the token was checked above
-        answer = await caller.handle(json.dumps({"command": "switch", "state": msg.get("state")}))
+        command = {"command": "switch", "state": msg.get("state")}
+        if "for" in msg:
+            command["for"] = msg["for"]
+        answer = await caller.handle(json.dumps(command))
         if answer["command"] == "error":
             return _error(400 if "state:" in answer["error"] else 409, answer["error"])
         return JSONResponse(self.summary())
@@ -262,6 +269,9 @@ OPENAPI: dict[str, Any] = {
                 "energyToday": {"type": "number", "description": "Wh since local midnight"},
                 "energyTotal": {"type": "number", "description": "Wh since set-up"},
                 "tripped": {"type": ["string", "null"]}, "relayFault": {"type": ["string", "null"]},
+                "autoOffAt": {"type": ["number", "null"],
+                              "description": "when the auto-off switches the relay off, "
+                                             "seconds since 1970"},
                 "sensorFault": {"type": ["string", "null"]}, "nodeId": {"type": "integer"},
                 "nodeName": {"type": "string"}}},
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
@@ -277,7 +287,9 @@ OPENAPI: dict[str, Any] = {
             "summary": "Switch the relay", "security": [{"token": []}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["state"],
-                "properties": {"state": {"enum": ["on", "off", "toggle"]}}}}}},
+                "properties": {"state": {"enum": ["on", "off", "toggle"]},
+                               "for": {"type": "number", "exclusiveMinimum": 0,
+                                       "description": "seconds on, then off by itself"}}}}}},
             "responses": {
                 "200": {"description": "Switched: the new state", "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}},
@@ -294,3 +306,4 @@ OPENAPI: dict[str, Any] = {
                                   "content": {"text/plain": {}}}}}},
     },
 }
+OPENAPI["paths"].update(ENERGY_PATHS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugd.core.model import Thing, ThingType
+from plugd.core.model import Thing, ThingId, ThingType
 from plugd.service.plug import Plug
 
 
@@ -24,4 +24,6 @@ def thing_update(plug: Plug, thing: Thing) -> dict[str, Any]:
                      valid=thing.id not in plug.invalid)
     if thing.type == ThingType.CLOCK:
         update["text"] = plug.wire_text(thing)
+    if thing.id == ThingId.PLUG:  # when the auto-off switches it off (seconds since 1970), or None
+        update["autoOffAt"] = plug.off_at
     return update

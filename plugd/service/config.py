@@ -115,6 +115,10 @@ def _at_least(low: int) -> Callable[[int], str | None]:
     return lambda value: None if value >= low else f"must be at least {low}, got {value}"
 
 
+#: The longest auto-off: a week.
+MAX_AUTO_OFF = 7 * 86400
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     """[http]: the page and the WebSocket API, and who may read and change."""
@@ -147,8 +151,13 @@ class RelayConfig:
     pin: int = field(default=17, metadata=_check(
         lambda v: None if 0 <= v <= 53 else f"must be a BCM GPIO number 0..53, got {v}"))
     active_high: bool = True
-    power_on_state: str = field(default="last", metadata=_check(_one_of("off", "on", "last")))
+    #: "schedule": the state the last schedule before now set (else as "last").
+    power_on_state: str = field(default="last", metadata=_check(_one_of("off", "on", "last", "schedule")))
     stop_state: str = field(default="off", metadata=_check(_one_of("off", "keep")))
+    #: Seconds every switch on lasts before the relay switches off by itself (0: never).
+    auto_off: float = field(default=0.0, metadata=_check(
+        lambda v: None if 0 <= v <= MAX_AUTO_OFF else f"must be between 0 (never) and "
+                                                      f"{MAX_AUTO_OFF} seconds, got {v:g}"))
 
 
 def _bcm_pin(value: int) -> str | None:
@@ -202,6 +211,18 @@ class MeterConfig:
         lambda v: None if 0.2 <= v <= 60 else f"must be between 0.2 and 60 seconds, got {v}"))
     flush_interval: float = field(default=60.0, metadata=_check(
         lambda v: None if 5 <= v <= 3600 else f"must be between 5 and 3600 seconds, got {v}"))
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    """[energy]: what a kWh costs, for the history's costs."""
+
+    price_per_kwh: float = field(default=0.0, metadata=_check(
+        lambda v: None if 0 <= v <= 1000 else f"must be 0 (no costs) up to 1000, got {v}"))
+    #: Shown after a cost ("EUR", "€"); "" shows none.
+    currency: str = field(default="", metadata=_check(
+        lambda v: None if len(v) <= 8 and v.isprintable() and v == v.strip()
+        else f"must be a short printable name like \"EUR\", got {v!r}"))
 
 
 @dataclass(frozen=True)
@@ -297,6 +318,26 @@ class MqttConfig:
         lambda v: None if 5 <= v <= 3600 else f"must be between 5 and 3600 seconds, got {v}"))
     #: Announce every node heard on the mesh as a device of its own.
     bridge_mesh: bool = False
+    #: The mesh across subnets: publish the nodes heard here under <root>/mesh/<id>, and take
+    #: in what the plugd of other subnets publish there (plugd.core.meshbridge).
+    mesh: bool = False
+    #: With `mesh`: re-broadcast the other subnets' nodes here, in the ESP8266 format.
+    relay_to_lan: bool = False
+
+
+@dataclass(frozen=True)
+class LocationConfig:
+    """[location]: where the plug is, for sunrise and sunset; 0 and 0 means not set."""
+
+    latitude: float = field(default=0.0, metadata=_check(
+        lambda v: None if -90 <= v <= 90 else f"must be between -90 and 90 degrees (north), got {v}"))
+    longitude: float = field(default=0.0, metadata=_check(
+        lambda v: None if -180 <= v <= 180 else f"must be between -180 and 180 degrees (east), got {v}"))
+
+    @property
+    def is_set(self) -> bool:
+        """Whether a location was given (the Gulf of Guinea's 0, 0 stands for none)."""
+        return (self.latitude, self.longitude) != (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -309,12 +350,14 @@ class Config:
     relay: RelayConfig = field(default_factory=RelayConfig)
     adc: AdcConfig = field(default_factory=AdcConfig)
     meter: MeterConfig = field(default_factory=MeterConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
     protection: ProtectionConfig = field(default_factory=ProtectionConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     mdns: MdnsConfig = field(default_factory=MdnsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    location: LocationConfig = field(default_factory=LocationConfig)
     #: Run against simulated chips; not a file key (the `--simulate` option).
     simulated: bool = field(default=False, metadata={"internal": True})
 
@@ -419,6 +462,8 @@ def _check_mqtt(mqtt: MqttConfig) -> None:
     if (mqtt.password or mqtt.password_file) and not mqtt.username:
         key = "mqtt.password" if mqtt.password else "mqtt.password_file"
         raise ConfigError(key, "needs a username (mqtt.username)")
+    if mqtt.relay_to_lan and not mqtt.mesh:
+        raise ConfigError("mqtt.relay_to_lan", "is used only with mesh = true")
 
 
 def _check_front_end(config: Config) -> None:
@@ -484,44 +529,37 @@ def _read_secret(path: Path, key: str) -> str:
 
 def with_secrets(config: Config, path: Path | None,
                  environ: typing.Mapping[str, str] = os.environ) -> Config:
-    """The configuration with its secrets in place: systemd's credential first (a file only
-    the service can read), else the key file named, else the key in the configuration file;
-    a secret never comes from a file everyone can read."""
-    mesh = config.mesh
-    key = mesh.mesh_key
-    credentials = environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / "mesh_key").is_file():
-        key = _read_secret(Path(credentials) / "mesh_key", "mesh.mesh_key")
-    elif mesh.mesh_key_file:
-        key_file = Path(mesh.mesh_key_file)
-        _private(key_file, "mesh.mesh_key_file")
-        key = _read_secret(key_file, "mesh.mesh_key_file")
-    elif key and path is not None:
-        _private(path, "mesh.mesh_key")
+    """The configuration with its secrets in place (the mesh key, the broker's password), each
+    found by `_secret`; a secret never comes from a file everyone can read."""
+    mesh, mqtt = config.mesh, config.mqtt
+    key = _secret(mesh.mesh_key, "mesh.mesh_key", mesh.mesh_key_file, "mesh.mesh_key_file",
+                  "mesh_key", path, environ)
     problem = key_problem(key)
     if problem:
         raise ConfigError("mesh.mesh_key", problem)
-    if key != mesh.mesh_key:
-        config = replace(config, mesh=replace(mesh, mesh_key=key))
-    return _with_mqtt_password(config, path, environ)
-
-
-def _with_mqtt_password(config: Config, path: Path | None,
-                        environ: typing.Mapping[str, str]) -> Config:
-    """The broker's password, found as the mesh key is: systemd's credential `mqtt_password`,
-    else `password_file`, else `password` in a configuration file not everyone can read."""
-    mqtt = config.mqtt
-    password = mqtt.password
-    credentials = environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / "mqtt_password").is_file():
-        password = _read_secret(Path(credentials) / "mqtt_password", "mqtt.password")
-    elif mqtt.password_file:
-        password_file = Path(mqtt.password_file)
-        _private(password_file, "mqtt.password_file")
-        password = _read_secret(password_file, "mqtt.password_file")
-    elif password and path is not None:
-        _private(path, "mqtt.password")
+    password = _secret(mqtt.password, "mqtt.password", mqtt.password_file, "mqtt.password_file",
+                       "mqtt_password", path, environ)
     if password and not mqtt.username:
         raise ConfigError("mqtt.password", "needs a username (mqtt.username)")
-    return config if password == mqtt.password else replace(config, mqtt=replace(mqtt, password=password))
+    if key != mesh.mesh_key:
+        config = replace(config, mesh=replace(mesh, mesh_key=key))
+    if password != mqtt.password:
+        config = replace(config, mqtt=replace(mqtt, password=password))
+    return config
+
+
+def _secret(value: str, key: str, file_name: str, file_key: str, credential: str,
+            path: Path | None, environ: typing.Mapping[str, str]) -> str:
+    """One secret: systemd's credential `credential` first (a file only the service can
+    read), else the file `file_name`, else `value` from a configuration file (`path`) that
+    not everyone can read."""
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / credential).is_file():
+        return _read_secret(Path(credentials) / credential, key)
+    if file_name:
+        _private(Path(file_name), file_key)
+        return _read_secret(Path(file_name), file_key)
+    if value and path is not None:
+        _private(path, key)
+    return value
 

@@ -40,9 +40,11 @@ from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
 from plugd.service import netif, rundir, settings
 from plugd.service.config import Config
+from plugd.service.energydb import EnergyHistory, start_history
 from plugd.service.meshboot import boot_number
 from plugd.service.meter import Meter
 from plugd.service.plug import Cause, Change, Plug
+from plugd.service.scheduler import Scheduler, location_of
 from plugd.service.store import StateDir, dump
 from plugd.service.systemd import Notifier, RepeatFilter
 
@@ -98,7 +100,9 @@ class Daemon:
         #: One settings save at a time: each merges into what the one before left.
         self._settings_lock = asyncio.Lock()
         self._names: tuple[Any, Names] | None = None
+        self._mqtt_lock = asyncio.Lock()
         self.mqtt: MqttOutlet | None = None
+        self.energy_history: EnergyHistory | None = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -121,9 +125,11 @@ class Daemon:
         relay = config.relay
         self.registry = Registry(self.node_id, max_nodes=config.mesh.max_nodes,
                                  offline_after=config.mesh.interval * config.mesh.offline_after)
+        self.scheduler = Scheduler(state, location_of(config.location), wall=self.wall)
         self.plug = Plug(
             node_id=self.node_id, node_name=self.node_name, state=state, registry=self.registry,
-            power_on_state=relay.power_on_state, wall=self.wall,
+            power_on_state=relay.power_on_state, wall=self.wall, auto_off=relay.auto_off,
+            scheduled=self.scheduler.power_on,
             open_relay=lambda on: Relay(relay.pin, active_high=relay.active_high, initial=on,
                                         pin_factory=factory))
         if config.mesh.mesh_key:
@@ -139,6 +145,8 @@ class Daemon:
             self.simulation = build(config, factory)
             self.commands = {**COMMANDS, **simulation.COMMANDS}
         self.meter = self._start_meter(loop, factory) if config.adc.enabled else None
+        if self.meter is not None:
+            self.energy_history = await start_history(self.meter, self.plug, self.wall)
         self.display = self._open_display()
         self.endpoint = MeshEndpoint(open_socket(config.mesh.bind, config.mesh.udp_port),
                                      self.plug.receive, self.registry.counters, loop)
@@ -162,14 +170,8 @@ class Daemon:
         self.plug.listeners.append(self._on_change)
         self.plug.on_broadcast = self.broadcaster.changed
         self.broadcaster.start()
-        if config.mqtt.host:  # in the background: an absent broker delays nothing
-            from plugd.doors.mqtt import MqttOutlet
-
-            self.mqtt = MqttOutlet(
-                config.mqtt, self.plug, version=__version__, url=self._page_url(),
-                model="plugd smart plug" + (" (simulated)" if config.simulated else ""),
-                faults=self._faults)
-            self.mqtt.start()
+        self._start_mqtt()
+        self.scheduler.start(self.plug)
         self._tasks = [asyncio.create_task(self._every_second(), name="tick"),
                        asyncio.create_task(self._save_nodes(), name="save-nodes")]
         if self.meter is not None:
@@ -207,6 +209,7 @@ class Daemon:
         self._node_pushes.stop()
         if self.mqtt is not None:  # `offline` while the plug can still say it
             await self.mqtt.close()
+        await self.scheduler.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -218,6 +221,9 @@ class Daemon:
         self.endpoint.close()
         if self.sampler is not None:
             await asyncio.to_thread(self.sampler.stop)
+        if self.energy_history is not None:
+            await self.energy_history.flush(self.wall())
+            await self.energy_history.close()
         if self.meter is not None:
             await self.meter.save_energy()
         if self.display is not None:
@@ -331,6 +337,8 @@ class Daemon:
                 await self.meter.save_energy()
             except Exception as err:
                 log.error("cannot save the energy counters: %s", err)
+            if self.energy_history is not None:  # says itself when the disk refuses
+                await self.energy_history.flush(self.wall())
 
     async def _save_nodes(self) -> None:
         while True:
@@ -398,13 +406,45 @@ class Daemon:
             "current": plug.things[ThingId.CURRENT].value,
             "valid": {str(t): t not in plug.invalid for t in (ThingId.POWER, ThingId.CURRENT)},
             "tripped": plug.tripped,
+            "autoOffAt": plug.off_at,
             "relayFault": plug.relay_fault,
             "displayFault": None if self.display is None or self.display.fault is None
             else str(self.display.fault),
             "meter": None if self.meter is None else self.meter.view(),
+            "history": None if self.energy_history is None else self.energy_history.view(),
             "display": self._display_text(),
             "mqtt": {"enabled": False} if self.mqtt is None else self.mqtt.status(),
+            "schedules": self.scheduler.status(),
         }
+
+    def _start_mqtt(self) -> None:
+        """The MQTT outlet, if [mqtt] names a broker: in the background, so an absent broker
+        delays nothing."""
+        config = self.config
+        if not config.mqtt.host:
+            return
+        from plugd.doors.mqtt import MqttOutlet
+
+        self.mqtt = MqttOutlet(
+            config.mqtt, self.plug, version=__version__, url=self._page_url(),
+            model="plugd smart plug" + (" (simulated)" if config.simulated else ""),
+            faults=self._faults, lan=self._relay_to_lan,
+            interval=lambda: self.config.mesh.interval)
+        self.mqtt.start()
+
+    def _relay_to_lan(self, datagram: bytes) -> None:
+        """A node of another subnet re-broadcast here ([mqtt] relay_to_lan), where our own
+        broadcasts go."""
+        self.endpoint.send(datagram, self.broadcast_targets(), self.config.mesh.udp_port)
+
+    async def _restart_mqtt(self) -> None:
+        """[mqtt] changed from the page or a reload: the old connection says `offline` and
+        goes, a new one (if a broker is named) announces the plug again."""
+        async with self._mqtt_lock:
+            if self.mqtt is not None:
+                old, self.mqtt = self.mqtt, None
+                await old.close()
+            self._start_mqtt()
 
     def _faults(self) -> list[str]:
         """The faults the plug has now, in words: the current sensor, the relay, the display."""
@@ -468,8 +508,11 @@ class Daemon:
     def _apply_live(self, new: Config) -> list[str]:
         """Make `new` the configuration; return what only a restart applies."""
         old = self.config
-        needs_restart = [name for name in ("state", "relay", "adc", "meter", "protection", "mqtt")
+        needs_restart = [name for name in ("state", "adc", "meter", "protection")
                          if getattr(new, name) != getattr(old, name)]
+        needs_restart += [f"relay.{k}" for k in ("pin", "active_high", "power_on_state", "stop_state")
+                          if getattr(new.relay, k) != getattr(old.relay, k)]
+        self.plug.core.auto_off = new.relay.auto_off
         needs_restart += [f"http.{k}" for k in ("port", "bind", "www_dir")
                           if getattr(new.http, k) != getattr(old.http, k)]
         needs_restart += [f"display.{k}" for k in ("enabled", "clk", "dio")
@@ -479,6 +522,8 @@ class Daemon:
         if new.node.id != old.node.id:
             needs_restart.append("node.id")
         self.config = new
+        if new.mqtt != old.mqtt:
+            self._tasks.append(asyncio.create_task(self._restart_mqtt(), name="mqtt-restart"))
         if new.node.name and new.node.name != self.node_name:
             self.node_name = self.plug.node_name = new.node.name
             if self.mdns is not None:
@@ -490,6 +535,7 @@ class Daemon:
         self.broadcaster.sends.min_gap = 1.0 / new.mesh.max_changes_per_second
         self.registry.offline_after = new.mesh.interval * new.mesh.offline_after
         self.registry.max_nodes = new.mesh.max_nodes
+        self.scheduler.relocate(location_of(new.location))
         self._broadcast_cache = (float("-inf"), [])
         if self.display is not None:
             self.display.mode = new.display.mode

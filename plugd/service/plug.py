@@ -18,10 +18,11 @@ from typing import Any
 from plugd.core import validate
 from plugd.core.events import Event, EventLog
 from plugd.core.meshkey import Guard, Signer
-from plugd.core.model import ON, Recipe, Thing, default_things
+from plugd.core.model import ON, Recipe, Thing, default_things, read_float, require_object
 from plugd.core.plug import Cause, Change, Now, Output, PlugCore
 from plugd.core.recipes import RecipeBook, parse_outcomes
 from plugd.core.registry import Registry, parse_records
+from plugd.core.wire import Packet
 from plugd.errors import HardwareError
 from plugd.hardware.relay import Relay
 from plugd.service.store import StateDir, Writer, dump
@@ -32,7 +33,8 @@ THINGS_FILE = "things.json"
 RECIPES_FILE = "recipes.json"
 OUTCOMES_FILE = "recipe-outcomes.json"
 NODES_FILE = "nodes.json"
-FILES = {"things": THINGS_FILE, "outcomes": OUTCOMES_FILE}
+AUTO_OFF_FILE = "auto-off.json"
+FILES = {"things": THINGS_FILE, "outcomes": OUTCOMES_FILE, "auto_off": AUTO_OFF_FILE}
 
 
 class Plug:
@@ -43,7 +45,8 @@ class Plug:
                  open_relay: Callable[[bool], Relay] | None, registry: Registry,
                  power_on_state: str = "last", wall: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
-                 save: Callable[[str, bytes], None] | None = None) -> None:
+                 save: Callable[[str, bytes], None] | None = None, auto_off: float = 0.0,
+                 scheduled: Callable[[bool], bool | None] | None = None) -> None:
         self.state = state
         self.writer = Writer(state)
         #: The store outlet: a background write on the event loop; a caller with no loop (a
@@ -67,11 +70,19 @@ class Plug:
         registry.load(state.load(NODES_FILE, parse_records, list), monotonic())
         last = things[1].value == ON
         initial = {"on": True, "off": False}.get(power_on_state, last)
+        if power_on_state == "schedule" and scheduled is not None:
+            # What the last schedule before now set, given the saved state; None: none ran.
+            found = scheduled(last)
+            initial = last if found is None else found
         self.relay: Relay | None = None if open_relay is None else open_relay(initial)
         self.core = PlugCore(node_id=node_id, node_name=node_name, things=things.values(),
                              recipes=recipes, registry=registry, relay_on=initial)
         self.record("relay", f"relay {'on' if initial else 'off'} at start "
                              f"(power_on_state = {power_on_state})", Cause("start"), subject="relay")
+        self.core.auto_off = auto_off
+        running = state.load(AUTO_OFF_FILE, _auto_off_record, lambda: None)
+        if running is not None:
+            self._run(self.core.restore_auto_off(*running, self.now()))
 
     # --- the core's state, read-only for everyone else -----------------------------------
 
@@ -157,6 +168,20 @@ class Plug:
             raise HardwareError(refused[0])
         return out.changed
 
+    def switch_for(self, seconds: float, cause: Cause) -> bool:
+        """Switch the relay on for `seconds` (the auto-off then switches it off); whether it
+        took. A relay pin that refuses raises HardwareError."""
+        out = self.core.switch_for(seconds, cause, self.now())
+        refused = self._run(out)
+        if refused:
+            raise HardwareError(refused[0])
+        return out.changed
+
+    @property
+    def off_at(self) -> float | None:
+        """When the auto-off switches the relay off (wall seconds), or None."""
+        return self.core.off_at
+
     def set_override(self, thing_id: int, override: bool, cause: Cause) -> bool:
         """Pin a thing against recipes, or hand it back to them; return whether it changed."""
         out = self.core.set_override(thing_id, override, cause, self.now())
@@ -178,6 +203,13 @@ class Plug:
     def receive(self, data: bytes, address: str) -> None:
         """One datagram from the mesh."""
         self._run(self.core.receive(data, address, self.now()))
+
+    def receive_relayed(self, packet: Packet, address: str) -> bool:
+        """A node's values from another subnet, through the broker; whether they were taken
+        (not when the node is heard directly, which wins)."""
+        before = self.registry.counters.relayed
+        self._run(self.core.receive_relayed(packet, address, self.now()))
+        return self.registry.counters.relayed > before
 
     def tick(self) -> None:
         """Once a second: the clock thing and offline detection."""
@@ -223,6 +255,8 @@ class Plug:
         log.info("%s (%s)", event.message, event.cause, extra={"plugd_event": event.kind})
 
     def _content(self, what: str) -> Any:
+        if what == "auto_off":
+            return self.core.auto_off_json()
         return self.things_json() if what == "things" else self.recipes.outcomes_json()
 
     # --- persistence --------------------------------------------------------------------
@@ -265,6 +299,7 @@ class Plug:
         await self.save_nodes_if_changed(force=True)
         await self.writer.save(RECIPES_FILE, dump([r.to_json() for r in self.recipes]))
         await self.writer.save(OUTCOMES_FILE, dump(self.recipes.outcomes_json()))
+        await self.writer.save(AUTO_OFF_FILE, dump(self.core.auto_off_json()))
 
     # --- views --------------------------------------------------------------------------
 
@@ -287,3 +322,12 @@ class Plug:
     def datagram(self) -> bytes:
         """This node's broadcast, in the firmware's format."""
         return self.core.datagram(self.wall())
+
+
+def _auto_off_record(obj: Any) -> tuple[float, float] | None:
+    """auto-off.json: the deadline (wall seconds) and the duration it was set for; null when
+    none runs."""
+    if obj is None:
+        return None
+    record = require_object(obj, "auto-off")
+    return read_float(record, "off_at", "auto-off"), read_float(record, "after", "auto-off")

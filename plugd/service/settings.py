@@ -16,7 +16,11 @@ from plugd.service.store import StateDir
 
 SETTINGS_FILE = "settings.json"
 #: What the page may change: the rest needs the administrator (pins, ports, limits).
-KEYS = ("node.name", "mesh.interval", "display.mode", "display.brightness")
+KEYS = ("node.name", "mesh.interval", "display.mode", "display.brightness",
+        "mqtt.host", "mqtt.port", "mqtt.username", "mqtt.password", "mqtt.tls",
+        "mqtt.discovery_prefix", "mqtt.bridge_mesh", "location.latitude", "location.longitude")
+#: Settings the page may set but never read back (nor an export carry): only whether one is set.
+SECRETS = frozenset({"mqtt.password"})
 
 
 def parse(obj: Any, where: str = "settings") -> dict[str, Any]:
@@ -38,9 +42,19 @@ def apply(config: Config, settings: dict[str, Any], where: str = "settings") -> 
         raise ConfigError(f"{where}.{err.field}" if err.field else where, err.problem) from None
 
 
+def _value(config: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
 def view(config: Config) -> dict[str, Any]:
-    """The settings the page may change, with their values now."""
-    return {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in KEYS}
+    """The settings the page may change, with their values now; secrets left out."""
+    return {key: _value(config, key) for key in KEYS if key not in SECRETS}
+
+
+def secrets_set(config: Config) -> dict[str, bool]:
+    """Which secrets have a value (the page says "set", never what)."""
+    return {key: bool(_value(config, key)) for key in SECRETS}
 
 
 def load(state: StateDir) -> dict[str, Any]:

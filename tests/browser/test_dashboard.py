@@ -62,6 +62,25 @@ def test_the_switch_drives_the_relay_and_follows_plugctl(open_page, plug):
     assert tab.errors == []
 
 
+def test_on_for_a_while_counts_down_and_goes_off(open_page, plug):
+    tab = open_page().open().login()
+    page = tab.page
+    tab.view("dashboard")
+    expect(page.locator("#auto-off")).to_be_hidden()
+    page.select_option("#relay-for", "300")
+    page.locator("#relay-switch").click()
+    expect(page.locator("#auto-off")).to_contain_text("Switches off in 4:5")  # 4:59 or 4:58
+    assert plug.ask("status")["autoOffAt"] is not None
+    assert "off at" in plug.ctl("status").stdout  # plugctl says when, too
+    assert plug.ctl("off").returncode == 0  # a switch off ends the count everywhere
+    expect(page.locator("#auto-off")).to_be_hidden()
+    assert plug.ask("status")["autoOffAt"] is None
+    page.select_option("#relay-for", "")
+    assert plug.ctl("on", "--for", "1").returncode == 0  # another client's, one second
+    expect(page.locator("#relay-state")).to_have_text("Off")  # and it went off by itself
+    assert tab.errors == []
+
+
 @pytest.mark.plugd_config({"protection": {"max_power": 500.0, "hold": 0.0}})
 def test_a_protection_trip_is_shown_until_the_user_switches_on(open_page, plug):
     tab = open_page().open().login()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from tests.broker import Broker
 from tests.support import wait_for
 
 from .conftest import expect
@@ -100,3 +101,35 @@ def test_the_configuration_is_exported_and_a_bad_import_changes_nothing(open_pag
     page.set_input_files("#import-file", str(exported))
     expect(page.locator(".toast", has_text="Configuration imported")).to_be_visible()
     assert tab.errors == []
+
+
+def test_mqtt_is_set_up_on_the_page_and_its_state_shown(open_page, plug, tmp_path):
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    try:
+        tab = open_page().open("settings").login()
+        page = tab.page
+        tab.view("settings")
+        expect(page.locator("#mqtt-state")).to_contain_text("Off")
+        page.fill("#m-host", "127.0.0.1")
+        page.fill("#m-port", "70000")
+        page.click("#mqtt-form button[type=submit]")
+        expect(page.locator("[data-field='mqtt.port'] .field-error")).to_contain_text("65535")
+        assert plug.ask("status")["mqtt"]["enabled"] is False  # refused: nothing changed
+        page.fill("#m-port", str(broker.port))
+        page.fill("#m-password", "not-needed")
+        page.click("#mqtt-form button[type=submit]")
+        expect(page.locator("[data-field='mqtt.password'] .field-error")).to_contain_text("username")
+        page.fill("#m-username", "plug")  # the broker lets anyone in: any name will do
+        page.click("#mqtt-form button[type=submit]")
+        expect(page.locator("#mqtt-state")).to_contain_text(f"Connected to 127.0.0.1:{broker.port}")
+        expect(page.locator("#m-password")).to_have_attribute("placeholder", "set (type to change)")
+        with plug.session() as client:  # a secret is never read back, nor exported
+            assert "not-needed" not in json.dumps(client.ask({"command": "export_config"}))
+            assert "not-needed" not in json.dumps(client.ask({"command": "request_settings"}))
+        page.fill("#m-host", "")
+        page.click("#mqtt-form button[type=submit]")
+        expect(page.locator("#mqtt-state")).to_contain_text("Off")
+        assert tab.errors == []
+    finally:
+        broker.stop()

@@ -24,9 +24,31 @@ export function startDashboard(conn, views) {
 
   relay.addEventListener("click", () => {
     const on = relay.getAttribute("aria-checked") !== "true";
-    conn.request({ command: "switch", state: on ? "on" : "off" })
+    const request = { command: "switch", state: on ? "on" : "off" };
+    const hold = Number($("#relay-for").value);
+    if (on && hold > 0) request.for = hold;
+    conn.request(request)
+      .then((m) => { if ("autoOffAt" in m) showAutoOff(m.autoOffAt); })
       .catch((err) => reportError(err, "Switching the plug"));
   });
+
+  // The auto-off: when it switches the plug off, counted down each second.
+  let autoOffAt = null;
+  function showAutoOff(at) {
+    autoOffAt = at ?? null;
+    tickAutoOff();
+  }
+  function tickAutoOff() {
+    const line = $("#auto-off");
+    const plug = model.things.get(PLUG);
+    const left = autoOffAt === null ? null : Math.max(0, Math.round(autoOffAt - Date.now() / 1000 - (offset ?? 0)));
+    line.hidden = left === null || !plug || plug.value !== 1;
+    if (line.hidden) return;
+    const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+    const count = h ? `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}` : `${m}:${String(s).padStart(2, "0")}`;
+    line.textContent = `Switches off in ${count} (at ${timeText(new Date(autoOffAt * 1000))})`;
+  }
+  setInterval(tickAutoOff, 1000);
   override.addEventListener("click", () => {
     const on = override.getAttribute("aria-checked") !== "true";
     conn.request({ command: "save_thing", thing: { id: PLUG, override: on } })
@@ -105,7 +127,7 @@ export function startDashboard(conn, views) {
 
   conn.on("response_things", showAll);
   conn.on("thing_update", (m) => {
-    if (m.thingId === PLUG) { showSwitches(); askStatus(); }
+    if (m.thingId === PLUG) { showSwitches(); askStatus(); if ("autoOffAt" in m) showAutoOff(m.autoOffAt); }
     if (TILES.includes(m.thingId)) {
       const tile = $(`.tile[data-thing="${m.thingId}"]`);
       if (tile.classList.contains("invalid") === (m.valid !== false)) askStatus();  // validity changed
@@ -114,7 +136,7 @@ export function startDashboard(conn, views) {
     if (m.thingId === POWER && m.valid !== false) learnOffset(espToUnix(m.lastUpdate));
     showLastUpdate();
   });
-  conn.on("response_status", showStatus);
+  conn.on("response_status", (m) => { showStatus(); if ("autoOffAt" in m) showAutoOff(m.autoOffAt); });
   conn.on("event", (m) => {
     if (!m.event) return;
     if (["fault", "protection", "meter"].includes(m.event.kind)) askStatus();
@@ -126,14 +148,38 @@ export function startDashboard(conn, views) {
   conn.onOpen(() => {
     conn.request({ command: "request_things" }).catch((err) => reportError(err, "Reading the things"));
     askStatus();
-    conn.request({ command: "request_history" }).then((m) => {
+    loadHistory();
+  });
+
+  // The chart's range: 10 minutes a second at a time (live), or an hour, a day, two days a
+  // minute at a time from the plug's history, fetched again each minute.
+  const RANGE_TITLES = { 600: "last 10 minutes", 3600: "last hour", 86400: "last day", 172800: "last two days" };
+  let range = 600;
+  function loadHistory() {
+    const asked = range;
+    const request = asked === 600 ? { command: "request_history" } : { command: "request_history", range: asked };
+    conn.request(request).then((m) => {
+      if (asked !== range) return;  // another range was chosen meanwhile
       const history = Array.isArray(m.history) ? m.history : [];
-      if (history.length) learnOffset(espToUnix(history[history.length - 1][0]));
-      chart.fill(history);
+      if (asked === 600) {
+        if (history.length) learnOffset(espToUnix(history[history.length - 1][0]));
+        chart.fill(history);
+      } else {
+        chart.fillMinutes(history, asked);
+      }
     }).catch((err) => {
       if (!err.unsupported) reportError(err, "Reading the power history");
     });
-  });
+  }
+  for (const button of document.querySelectorAll("#chart-ranges button")) {
+    button.addEventListener("click", () => {
+      range = Number(button.dataset.range);
+      for (const b of document.querySelectorAll("#chart-ranges button")) b.setAttribute("aria-pressed", String(b === button));
+      $("#chart-title").textContent = `Power, ${RANGE_TITLES[range]}`;
+      loadHistory();
+    });
+  }
+  setInterval(() => { if (range !== 600 && conn.state === "open" && views.current === "dashboard") loadHistory(); }, 60000);
 
   // One point a second, on the plug's clock: the newest power, or a gap when there is none.
   setInterval(() => {

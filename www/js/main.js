@@ -1,13 +1,15 @@
-// The page's entry point: one connection, the shared model, the five views.
+// The page's entry point: one connection, the shared model, the views.
 import { startAuth } from "./auth.js";
 import { Connection } from "./connection.js";
 import { startDashboard } from "./dashboard.js";
 import { $ } from "./dom.js";
+import { startEnergy } from "./energy.js";
 import { startEvents } from "./events.js";
 import { attachModel, model } from "./model.js";
 import { startNodes } from "./nodes.js";
 import "./notify.js";
 import { startRecipes } from "./recipes.js";
+import { startSchedules } from "./schedules.js";
 import { startSettings } from "./settings.js";
 import { views } from "./views.js";
 
@@ -19,6 +21,8 @@ startAuth(conn);  // its request_session goes out before the views' requests
 startDashboard(conn, views);
 startNodes(conn, views);
 startRecipes(conn, views);
+startSchedules(conn, views);
+startEnergy(conn, views);
 startEvents(conn, views);
 startSettings(conn, views);
 

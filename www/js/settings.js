@@ -1,5 +1,5 @@
-// The Settings view: name, broadcast interval, display; calibration; simulated load;
-// password; the configuration as a file.
+// The Settings view: name, broadcast interval, display; Home Assistant and MQTT; calibration;
+// simulated load; password; the configuration as a file.
 import { $, el } from "./dom.js";
 import { formatNumber, parseNumber } from "./format.js";
 import { clearErrors, fieldError, formError, showApiError, whileBusy } from "./forms.js";
@@ -41,6 +41,7 @@ export function startSettings(conn, views) {
     conn.request({ command: "request_settings" }).then((m) => {
       settingsForm.classList.remove("unavailable");
       fillSettings(m.settings || {});
+      fillMqtt(m.settings || {}, m.secrets);
     }).catch((err) => {
       if (err.unsupported) {
         settingsForm.classList.add("unavailable");
@@ -63,6 +64,59 @@ export function startSettings(conn, views) {
     if (answer.settings) fillSettings(answer.settings);
     notify("Settings saved.");
   });
+
+  // --- Home Assistant and MQTT ------------------------------------------------------
+  const mqttForm = $("#mqtt-form");
+  const mqttField = (key) => mqttForm.elements[key];
+
+  function fillMqtt(s, secrets) {
+    mqttField("mqtt.host").value = s["mqtt.host"] ?? "";
+    mqttField("mqtt.port").value = s["mqtt.port"] === undefined ? "" : String(s["mqtt.port"]);
+    mqttField("mqtt.username").value = s["mqtt.username"] ?? "";
+    mqttField("mqtt.password").value = "";
+    mqttField("mqtt.password").placeholder = secrets && secrets["mqtt.password"] ? "set (type to change)" : "none";
+    mqttField("mqtt.tls").checked = Boolean(s["mqtt.tls"]);
+    mqttField("mqtt.discovery_prefix").value = s["mqtt.discovery_prefix"] ?? "";
+    mqttField("mqtt.bridge_mesh").checked = Boolean(s["mqtt.bridge_mesh"]);
+  }
+
+  onSubmit(mqttForm, async () => {
+    const port = Number(mqttField("mqtt.port").value.trim());
+    if (!Number.isInteger(port)) {
+      fieldError(mqttForm, "mqtt.port", "Type a port number, for example 1883.");
+      return;
+    }
+    const settings = {
+      "mqtt.host": mqttField("mqtt.host").value.trim(), "mqtt.port": port,
+      "mqtt.username": mqttField("mqtt.username").value.trim(),
+      "mqtt.tls": mqttField("mqtt.tls").checked,
+      "mqtt.discovery_prefix": mqttField("mqtt.discovery_prefix").value.trim(),
+      "mqtt.bridge_mesh": mqttField("mqtt.bridge_mesh").checked,
+    };
+    const password = mqttField("mqtt.password").value;
+    if (password) settings["mqtt.password"] = password;  // empty: the one set stays
+    const answer = await conn.request({ command: "save_settings", settings });
+    if (answer.settings) fillMqtt(answer.settings, answer.secrets);
+    notify(settings["mqtt.host"] ? "MQTT saved: connecting." : "MQTT saved: off.");
+    conn.request({ command: "request_status" }).catch(() => {});
+  });
+
+  function showMqtt(state) {
+    const line = $("#mqtt-state");
+    if (!state || !state.enabled) {
+      line.textContent = "Off: no broker is set.";
+    } else if (state.state === "connected") {
+      line.textContent = `Connected to ${state.broker}${state.tls ? " over TLS" : ""}; topics under ${state.topicPrefix}/.`;
+    } else {
+      line.textContent = `Not connected to ${state.broker}${state.error ? `: ${state.error}` : ""}. Trying again.`;
+    }
+  }
+  // The connection changes on its own: while Settings is open, its state is asked now and then.
+  let mqttPoll = null;
+  const pollMqtt = (on) => {
+    clearInterval(mqttPoll);
+    mqttPoll = on ? setInterval(() => conn.request({ command: "request_status" }).catch(() => {}), 3000) : null;
+  };
 
   // --- calibration --------------------------------------------------------------
   const calibrateForm = $("#calibrate-form");
@@ -106,6 +160,7 @@ export function startSettings(conn, views) {
   });
 
   conn.on("response_status", (m) => {
+    showMqtt(m.mqtt);
     simulateForm.hidden = m.simulate !== true;
     if (m.meter) showCalibration(m.meter.calibration);
     $("#about").textContent = `plugd ${m.version || ""}, node ${model.nodeName} (id ${model.selfId})`
@@ -173,5 +228,8 @@ export function startSettings(conn, views) {
   }
 
   conn.onOpen(() => { if (views.visible("settings")) loadSettings(); });
-  views.register("settings", { shown: () => { loadSettings(); conn.request({ command: "request_status" }).catch(() => {}); } });
+  views.register("settings", {
+    shown: () => { loadSettings(); conn.request({ command: "request_status" }).catch(() => {}); pollMqtt(true); },
+    hidden: () => pollMqtt(false),
+  });
 }

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from plugd.doors.auth import Auth
     from plugd.hardware.sim.rig import Simulation
     from plugd.service.config import Config
+    from plugd.service.energydb import EnergyHistory
     from plugd.service.meter import Meter
+    from plugd.service.scheduler import Scheduler
 
 
 Handler = Callable[["Api", dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -37,7 +39,11 @@ class Host(Protocol):
     #: The commands this daemon answers (the simulation's only under --simulate).
     commands: Mapping[str, Handler]
     meter: Meter | None
+    #: The energy and power history (None: no meter).
+    energy_history: EnergyHistory | None
     simulation: Simulation | None
+    #: The schedules: their list, storage and runs.
+    scheduler: Scheduler
     auth: Auth
     config: Config
 
@@ -59,7 +65,8 @@ COMMANDS: dict[str, Handler] = {}
 #: Commands anyone may send; READ ones need `open_reading` or a login; all others change things.
 PUBLIC = frozenset({"request_session", "login", "logout"})
 READ = frozenset({"request_nodes", "request_things", "request_recipes", "request_status",
-                  "request_events", "request_history", "request_settings", "export_config"})
+                  "request_events", "request_history", "request_energy", "request_settings", "export_config",
+                  "request_schedules"})
 
 
 def command(name: str, table: dict[str, Handler] = COMMANDS) -> Callable[[Handler], Handler]:

@@ -37,7 +37,8 @@ async def _calibrate(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 
 @command("request_settings")
 async def _request_settings(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
-    return api.answer("response_settings", settings=settings.view(api.host.config))
+    return api.answer("response_settings", settings=settings.view(api.host.config),
+                      secrets=settings.secrets_set(api.host.config))
 
 
 @command("save_settings")
@@ -47,7 +48,8 @@ async def _save_settings(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     api.plug.record("config", f"settings changed: {', '.join(sorted(changes))}", api.cause,
                     "settings")
     return api.answer("response_save_settings", success=True,
-                      settings=settings.view(api.host.config))
+                      settings=settings.view(api.host.config),
+                      secrets=settings.secrets_set(api.host.config))
 
 
 @command("export_config")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from plugd.core.model import (
 )
 from plugd.doors.api.base import Api, command, nested
 from plugd.errors import StoreError, ValidationError
+from plugd.service.config import MAX_AUTO_OFF
 from plugd.service.plug import Plug
 
 
@@ -136,14 +138,33 @@ async def _move_recipe(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 
 @command("switch")
 async def _switch(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
-    """Switch the relay: `state` is "on", "off" or "toggle"."""
+    """Switch the relay: `state` is "on", "off" or "toggle"; `for` (seconds, with "on" or a
+    toggle that switches on) switches it off again after that long."""
     state = msg.get("state")
     plug = api.plug
     current = plug.things[ThingId.PLUG].value
     targets = {"on": ON, "off": OFF, "toggle": OFF if current == ON else ON}
     if not isinstance(state, str) or state not in targets:  # a list or object is unhashable
         raise ValidationError("state", f"expected \"on\", \"off\" or \"toggle\", got {describe(state)}")
+    hold = _duration(msg) if "for" in msg else None
+    if hold is not None and targets[state] != ON:
+        raise ValidationError("for", "is for switching on: a switch off ends any auto-off")
     before = plug.things[ThingId.PLUG]
-    plug.set_thing(ThingId.PLUG, targets[state], api.cause)
+    if hold is not None:
+        plug.switch_for(hold, api.cause)
+    else:
+        plug.set_thing(ThingId.PLUG, targets[state], api.cause)
     await _save_things(api, before, targets[state], before.override)
-    return api.answer("response_switch", success=True, relay=plug.things[ThingId.PLUG].value == ON)
+    return api.answer("response_switch", success=True, relay=plug.things[ThingId.PLUG].value == ON,
+                      autoOffAt=plug.off_at)
+
+
+def _duration(msg: dict[str, Any]) -> float:
+    """The `for` of a switch: seconds, more than 0 and at most a week."""
+    value = msg["for"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError("for", f"expected a number of seconds, got {describe(value)}")
+    if not 0 < value <= MAX_AUTO_OFF:
+        raise ValidationError("for", f"must be more than 0 and at most {MAX_AUTO_OFF} seconds "
+                                     f"(a week), got {value:g}")
+    return float(value)
