@@ -2,6 +2,7 @@
 // with their total and cost, drawn by uPlot. Buckets come from request_energy; their starts are
 // the plug's local hours, days and months, and are laid out here on this device's calendar
 // (the same zone when the phone is at home). A missing bucket (the plug was off) is a 0 bar.
+import { UplotChart } from "./chart.js";
 import { $, $$ } from "./dom.js";
 import { reportError } from "./notify.js";
 
@@ -54,17 +55,13 @@ function costText(cost, currency) {
   return `${cost.toFixed(2)}${currency ? ` ${currency}` : ""}`;
 }
 
-export class EnergyChart {
+export class EnergyChart extends UplotChart {
   constructor(box, note) {
-    this.box = box;
-    this.note = note;
+    super(box, note, HEIGHT);
     this.slots = [];
     this.values = [];
-    this.plot = null;
     this.price = 0;
     this.currency = "";
-    new ResizeObserver(() => this.fit()).observe(box);
-    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.rebuild());
   }
 
   /** Show `buckets` ([[start, Wh], ...]) laid on `slots`. */
@@ -84,24 +81,12 @@ export class EnergyChart {
     this.rebuild();
   }
 
-  visible() { return this.box.offsetParent !== null && this.box.clientWidth > 0; }
-
   draw() {
     if (!this.visible() || !window.uPlot) return;
     const data = [this.slots.map((_, i) => i), this.values];
     if (!this.plot) this.build(data);
     else this.plot.setData(data);
     this.box.dataset.drawn = String(this.values.length);
-  }
-
-  fit() {
-    if (this.plot && this.visible()) this.plot.setSize({ width: this.box.clientWidth, height: HEIGHT });
-    else this.draw();
-  }
-
-  rebuild() {
-    if (this.plot) { this.plot.destroy(); this.plot = null; }
-    this.draw();
   }
 
   build(data) {

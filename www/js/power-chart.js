@@ -3,23 +3,20 @@
 // drawn by uPlot (vendored in www/vendor/uplot, loaded as window.uPlot). Times are the plug's
 // clock, in Unix seconds, so history from the daemon and live points line up even if this
 // device's clock is off.
+import { UplotChart } from "./chart.js";
 import { espToUnix, timeText } from "./format.js";
 
 export const SPAN = 600;  // seconds kept and shown, one point a second
 const HEIGHT = 220;
 
-export class PowerChart {
+export class PowerChart extends UplotChart {
   constructor(box, note) {
-    this.box = box;
-    this.note = note;
+    super(box, note, HEIGHT);
     this.xs = [];
     this.ys = [];
     this.lows = null;  // per minute: the lowest and highest of each minute
     this.highs = null;
     this.span = SPAN;
-    this.plot = null;
-    new ResizeObserver(() => this.fit()).observe(box);
-    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.rebuild());
   }
 
   /** Show one point a minute over `span` seconds: [seconds since 2000, mean, lowest, highest]. */
@@ -76,23 +73,11 @@ export class PowerChart {
     if (drop) { this.xs.splice(0, drop); this.ys.splice(0, drop); }
   }
 
-  visible() { return this.box.offsetParent !== null && this.box.clientWidth > 0; }
-
   draw() {
     this.box.dataset.points = this.xs.length;  // how much is shown, for tests and the curious
     if (!this.visible() || !window.uPlot) return;
     if (!this.plot) this.build();
     else this.plot.setData(this.data());
-  }
-
-  fit() {
-    if (this.plot && this.visible()) this.plot.setSize({ width: this.box.clientWidth, height: HEIGHT });
-    else this.draw();
-  }
-
-  rebuild() {
-    if (this.plot) { this.plot.destroy(); this.plot = null; }
-    this.draw();
   }
 
   data() { return this.lows ? [this.xs, this.ys, this.lows, this.highs] : [this.xs, this.ys]; }
