@@ -9,10 +9,13 @@ import base64
 import json
 import logging
 import os
+import re
 import resource
+import shutil
 import socket
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from conftest import Client
@@ -20,6 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from plugd.doors import guard, web
+from plugd.doors.pagefiles import Build
 from plugd.service.daemon import Daemon
 from tests.support import until
 
@@ -88,6 +92,46 @@ async def test_head_has_no_body_and_a_revisit_costs_a_304(daemon):
     status, again, body = await exchange(port, request("GET", "/index.html", "localhost",
                                                        f"If-None-Match: {got['etag']}"))
     assert status == 304 and body == b"" and again["etag"] == got["etag"]
+
+
+def linked_files(page: bytes) -> list[str]:
+    return re.findall(r'(?:src|href)="(v/[0-9a-f]{12}/[^"]+)"', page.decode())
+
+
+async def test_the_page_links_its_files_by_build_and_they_are_kept_for_a_year(daemon):
+    port = daemon.web.port
+    _, _, page = await exchange(port, request("GET", "/"))
+    links = linked_files(page)
+    assert {"js/main.js", "css/theme.css", "vendor/uplot/uPlot.iife.min.js", "favicon.svg"} <= {
+        link.split("/", 2)[2] for link in links}
+    assert len({link.split("/")[1] for link in links}) == 1  # one build for every file
+    for link in links:
+        status, headers, body = await exchange(port, request("GET", "/" + link))
+        assert status == 200 and body, link
+        assert headers["cache-control"] == "public, max-age=31536000, immutable", link
+        assert headers["x-content-type-options"] == "nosniff", link
+    plain = links[0].split("/", 2)[2]
+    status, headers, _ = await exchange(port, request("GET", "/" + plain))
+    assert status == 200 and headers["cache-control"] == "no-cache"
+
+
+async def test_a_file_of_another_build_is_todays_file_revalidated(daemon):
+    # A page loaded before an upgrade asks for the old build's files: it gets today's, not kept.
+    status, headers, body = await exchange(daemon.web.port, request("GET", "/v/0123456789ab/js/main.js"))
+    assert status == 200 and body and headers["cache-control"] == "no-cache"
+
+
+def test_a_changed_file_changes_the_build_and_every_link(tmp_path):
+    shutil.copytree(Path(web.__file__).parents[2] / "www", tmp_path / "www")
+    build = Build(tmp_path / "www")
+    digest, page = build.page()
+    old = linked_files(page)
+    assert old and all(link.startswith(f"v/{digest}/") for link in old)
+    (tmp_path / "www" / "css" / "theme.css").write_text("body{color:#000}")
+    digest2, page2 = build.page()
+    assert digest2 != digest and linked_files(page2) == [
+        link.replace(digest, digest2) for link in old]
+    assert b'href="api/energy.csv' in page2  # a link to something that is not a file stays
 
 
 async def test_files_are_compressed_for_clients_that_take_gzip(daemon):

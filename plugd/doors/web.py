@@ -1,8 +1,8 @@
 """The HTTP port: the page's files, the session cookie, and the API over a WebSocket at `/ws`.
 
 uvicorn serves HTTP/1.1 and the WebSocket protocol (`websockets`' own
-implementation under it); Starlette routes, serves the files with validators
-(ETag, Last-Modified: a revisit costs a 304), answers 405 with `Allow` and HEAD
+implementation under it); Starlette routes, serves the files (`pagefiles`: a
+revisit asks for the page alone), answers 405 with `Allow` and HEAD
 without a body, and compresses. plugd adds what it alone knows: the names it
 answers to and the pages it trusts (`hosts`), the connection caps and
 deadlines (`guard`), the security headers, and, per WebSocket client, a command
@@ -37,8 +37,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -47,6 +46,7 @@ from plugd.doors.auth import SESSION_IDLE, Auth
 from plugd.doors.guard import LOST, TRANSPORT, Guard, GuardedHttp, GuardedWebSocket
 from plugd.doors.hosts import Names, path_problem
 from plugd.doors.limits import ConnectionCounter, TokenBucket, client_key
+from plugd.doors.pagefiles import page_routes
 from plugd.service.config import HttpConfig
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,11 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
+#: A script, style sheet or image is no document: framing and CSP do not apply to it, and the
+#: page's first load asks for two dozen of them.
+SUBRESOURCE_HEADERS = [h for h in SECURITY_HEADERS if h[0] in (
+    b"x-content-type-options", b"cross-origin-resource-policy")]
+SUBRESOURCES = (b"text/css", b"text/javascript", b"application/javascript", b"image/")
 
 
 class Peer:
@@ -172,7 +177,9 @@ class Gate:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                headers += [h for h in SECURITY_HEADERS if h[0] not in names]
+                kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                guard = SUBRESOURCE_HEADERS if kind.startswith(SUBRESOURCES) else SECURITY_HEADERS
+                headers += [h for h in guard if h[0] not in names]
                 if b"cache-control" not in names:  # revalidate (ETag) rather than guess
                     headers.append((b"cache-control", b"no-cache"))
                 message = {**message, "headers": headers}
@@ -253,7 +260,7 @@ class WebServer:
             WebSocketRoute(WS_PATH, self._websocket),
             Route("/session", self._session_cookie, methods=["GET"]),
             *routes,
-            Mount("/", StaticFiles(directory=self.www, html=True)),
+            *page_routes(self.www),
         ], middleware=[Middleware(GZipMiddleware, minimum_size=512, compresslevel=6)]),
             self.names)
 
