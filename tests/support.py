@@ -137,8 +137,9 @@ class Heard(Recorder):
         super().__init__(listener(port))
 
     def keep(self, data: bytes) -> bool:
-        """Only the chosen node's datagrams."""
-        return data.startswith(self._prefix)
+        """Only the chosen node's datagrams of values: a plugd's rarer names datagram (fields
+        `&n<id>:`, see plugd.core.wire.NAMES_PREFIX; no value field holds `&n`) is not one."""
+        return data.startswith(self._prefix) and b"&n" not in data
 
 
 # --- waiting -----------------------------------------------------------------------------
@@ -285,6 +286,22 @@ async def running_daemon(config: Config, pins: MockFactory, **kwargs: Any) -> As
 
 
 # --- a plugd process ---------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def light_node(tmp_path: Path, factory: MockFactory, name: str, node_id: int, port: int,
+                     **overrides: Any) -> AsyncIterator[Daemon]:
+    """A light simulated daemon (no meter, no display) named `name` on a shared mesh port:
+    several of them make a mesh on loopback."""
+    config = sim_config(tmp_path / name, **{
+        "node.id": node_id, "node.name": name, "mesh.udp_port": port, "mesh.interval": 0.5,
+        "adc.enabled": False, "display.enabled": False, **overrides})
+    daemon = Daemon(config, pin_factory=factory)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> int | None:

@@ -32,7 +32,11 @@ async def test_every_answer_names_its_command_and_this_node(client):
 async def test_things_come_in_the_firmware_shape(client):
     things = (await client.ask({"command": "request_things"}))["things"]
     assert [t["id"] for t in things] == [1, 2, 3, 4, 5, 6, 7]
-    assert set(things[0]) == {"id", "name", "type", "value", "override", "last_updated", "valid"}
+    assert set(things[0]) == {"id", "name", "type", "value", "override", "last_updated", "valid",
+                              "label", "unit", "kind", "origin"}
+    # The wire names stay (ESP pages read them); people read the names and units beside them.
+    assert [(t["name"], t["label"], t["unit"]) for t in things[1:3]] == [
+        ("Wats", "Power", "W"), ("Daily Wats/Hour", "Energy today", "Wh")]
 
 
 async def test_nodes_carry_both_key_pairs_for_both_kinds_of_page(client, daemon):
@@ -159,8 +163,9 @@ async def test_a_recipe_saved_over_the_api_drives_the_relay_from_a_datagram(clie
     listed = (await client.ask({"command": "request_recipes"}))["recipes"]
     assert listed[0]["matching"] and listed[0]["seen"] == 18.0 and listed[0]["sourceValue"] == 18.0
     events = (await client.ask({"command": "request_events"}))["events"]
-    assert events[-1]["message"] == "relay on"
-    assert events[-1]["cause"] == "recipe 1, Kitchen thing 5 below 19"
+    sentence = "If Kitchen value 5 is below 19 then switch on"
+    assert events[-1]["message"] == f"Recipe “{sentence}” switched the plug on"
+    assert events[-1]["cause"] == f"recipe 1, {sentence}"
 
 
 async def test_switch_and_toggle(client, factory):
@@ -184,8 +189,14 @@ async def test_settings_are_checked_applied_at_once_and_kept(client, daemon):
                                   "mqtt.host": "", "mqtt.port": 1883, "mqtt.username": "",
                                   "mqtt.tls": False, "mqtt.discovery_prefix": "homeassistant",
                                   "mqtt.bridge_mesh": False, "location.latitude": 0.0,
-                                  "location.longitude": 0.0}
-    assert answer["secrets"] == {"mqtt.password": False}  # whether set, never the value
+                                  "location.longitude": 0.0, "relay.power_on_state": "last",
+                                  "relay.stop_state": "off", "protection.max_power": 0.0,
+                                  "protection.max_current": 0.0, "protection.hold": 2.0,
+                                  "protection.retry_after": 0.0, "energy.price_per_kwh": 0.0,
+                                  "energy.currency": ""}
+    # whether set, never the value
+    assert answer["secrets"] == {"mqtt.password": False, "mesh.mesh_key": False}
+    assert answer["fixed"] == {}
     saved = await client.ask({"command": "save_settings", "settings": {
         "node.name": "Kitchen Plug", "display.brightness": 2}})
     assert saved["success"] and saved["nodeName"] == "Kitchen Plug"

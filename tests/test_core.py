@@ -5,6 +5,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
+from plugd.core.labels import Label
 from plugd.core.model import ON, Recipe, Relation, ThingId, default_things
 from plugd.core.plug import Cause, Drive, Now, PlugCore
 from plugd.core.recipes import RecipeBook
@@ -94,8 +95,19 @@ def test_events_name_the_recipe_and_its_condition():
     core.registry.max_nodes = 8
     out = Pin(core).run(core.receive(datagram(18), "10.0.0.5", T0))
     relay_events = [c.event for c in out.changes if c.event and c.event.kind == "relay"]
+    sentence = "If Kitchen value 5 is below 19 then switch on"
     assert [(e.message, e.cause) for e in relay_events] == [
-        ("relay on", "recipe 1, Kitchen thing 5 below 19")]
+        (f"Recipe “{sentence}” switched the plug on", f"recipe 1, {sentence}")]
+
+
+def test_events_name_a_recipe_by_the_labels_people_gave_its_values():
+    core = make_core(heater())
+    core.labels = {(SENSOR, 5): Label("Temperature", "°C", "temperature")}
+    Pin(core).run(core.receive(datagram(18), "10.0.0.5", T0))
+    out = Pin(core).run(core.receive(datagram(22), "10.0.0.5", T0))
+    [event] = [c.event for c in out.changes if c.event and c.event.kind == "relay"]
+    assert event.message == ("Recipe “If Kitchen Temperature is above 21 °C then switch off” "
+                             "switched the plug off")
 
 
 def test_a_trip_holds_against_recipes_and_a_person_lifts_it():

@@ -175,6 +175,9 @@ VALID: dict[str, dict[str, Any]] = {
                                    "action": "on"}},
     "delete_schedule": {"id": 1},
     "calibrate": {"what": "voltage", "value": 231.5},
+    "save_label": {"label": {"nodeId": 777, "thingId": 5, "name": "Fridge power", "unit": "W",
+                             "kind": "power"}},
+    "delete_label": {"nodeId": 777, "thingId": 5},
     "simulate_load": {"watts": 500},
     "simulate_fault": {"chip": "adc", "fault": None},
     "login": {"token": "not-the-token"},
@@ -187,7 +190,7 @@ VALID: dict[str, dict[str, Any]] = {
 }
 #: Blocks the event loop on purpose, for as long as asked: not a door to fuzz.
 NOT_FUZZED = {"simulate_hang"}
-NESTED = ("thing", "recipe", "settings", "config", "schedule")
+NESTED = ("thing", "recipe", "settings", "config", "schedule", "label")
 
 #: What replaces a field. Never this plug's node id: a recipe on its own measured things would
 #: fire between the two snapshots of a refused request.
@@ -262,7 +265,8 @@ def near_valid_requests(draw: st.DrawFn) -> str:
     return dump_request(request)
 
 
-STORED = ("things.json", "recipes.json", "settings.json", "calibration.json", "auth.json")
+STORED = ("things.json", "recipes.json", "settings.json", "calibration.json", "auth.json",
+          "labels.json")
 
 
 async def snapshot(daemon) -> tuple[Any, ...]:

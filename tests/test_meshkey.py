@@ -5,13 +5,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import sim_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,10 +17,9 @@ from plugd.core.meshkey import Guard, Signer, sign, verify
 from plugd.core.wire import MAX_DATAGRAM, decode, encode
 from plugd.errors import ConfigError, StoreError, WireError
 from plugd.service.config import parse
-from plugd.service.daemon import Daemon
 from plugd.service.meshboot import BOOT_FILE, boot_number
 from plugd.service.store import StateDir
-from tests.support import free_port, listener, send_udp, until
+from tests.support import free_port, light_node, listener, send_udp, until
 
 KEY = b"Kitchen-and-Hall-share-this-7"
 OTHER_KEY = b"a key someone guessed wrongly"
@@ -254,19 +249,6 @@ def test_the_esp_parse_reads_the_protocol_example_as_the_firmware_does():
 # --- daemons on loopback ---------------------------------------------------------
 
 
-@asynccontextmanager
-async def node(tmp_path: Path, factory: Any, name: str, node_id: int, port: int,
-               **overrides: Any) -> AsyncIterator[Daemon]:
-    """A light simulated daemon (no meter, no display) on the shared mesh port."""
-    config = sim_config(tmp_path / name, **{
-        "node.id": node_id, "node.name": name, "mesh.udp_port": port, "mesh.interval": 0.5,
-        "adc.enabled": False, "display.enabled": False, **overrides})
-    daemon = Daemon(config, pin_factory=factory)
-    await daemon.start()
-    try:
-        yield daemon
-    finally:
-        await daemon.stop()
 
 
 
@@ -290,8 +272,8 @@ KEYED = {"mesh.mesh_key": KEY.decode(), "mesh.trusted_esp_nodes": [777]}
 
 async def test_signed_daemons_hear_each_other_and_refuse_spoofs_and_replays(tmp_path, factory):
     port = free_port()
-    async with node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall, \
-            node(tmp_path, factory, "Kitchen", 502, port, **KEYED, **{"relay.pin": 18}) as kitchen:
+    async with light_node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall, \
+            light_node(tmp_path, factory, "Kitchen", 502, port, **KEYED, **{"relay.pin": 18}) as kitchen:
         counters = hall.registry.counters
         await until(lambda: hall.registry.is_online(502) and kitchen.registry.is_online(501),
                          "the two signed nodes to hear each other")
@@ -325,7 +307,7 @@ async def test_signed_daemons_hear_each_other_and_refuse_spoofs_and_replays(tmp_
 
 async def test_a_node_that_moves_address_is_counted_and_recorded_once(tmp_path, factory):
     port = free_port()
-    async with node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall:
+    async with light_node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall:
         counters = hall.registry.counters
         for source in ("127.0.0.1", "127.0.0.2", "127.0.0.1"):
             before = counters.accepted
@@ -338,7 +320,7 @@ async def test_a_node_that_moves_address_is_counted_and_recorded_once(tmp_path, 
 
 async def test_without_a_key_datagrams_are_byte_identical_to_the_unsigned_format(tmp_path, factory):
     port = free_port()
-    async with node(tmp_path, factory, "Hall", 501, port) as hall:
+    async with light_node(tmp_path, factory, "Hall", 501, port) as hall:
         assert hall.plug.signer is None and hall.status()["signed"] is False
         plug = hall.plug
         with listener(port) as sock:
@@ -361,7 +343,7 @@ async def test_a_keyed_daemon_counts_refusals_in_request_status(tmp_path, factor
     from websockets.asyncio.client import connect
 
     port = free_port()
-    async with node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall:
+    async with light_node(tmp_path, factory, "Hall", 501, port, **KEYED) as hall:
         send_udp(port, b"999:Spoof&5:1.00")
         await until(lambda: hall.registry.counters.unsigned_refused, "the refusal")
         async with connect(f"ws://127.0.0.1:{hall.web.port}/ws") as ws:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from plugd.core import discovery
+from plugd.core.labels import Label
 from plugd.core.model import ON, ThingId
 from plugd.core.plug import Cause
 from plugd.errors import ConfigError, ValidationError
@@ -421,6 +422,28 @@ async def test_bridge_mesh_makes_each_peer_a_device(
         await ha.wait(f"{PREFIX}/peers/777/availability", lambda m: m.text == "online", since=mark)
         state = await ha.wait(f"{PREFIX}/peers/777", since=mark)
         assert json.loads(state.payload)["thing_5"] == 19.25
+
+
+async def test_a_bridged_peers_entities_carry_its_labels(
+        make_daemon: Callable[..., Awaitable[Daemon]], broker: Broker) -> None:
+    daemon = await make_daemon(**{"mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
+                                  "mqtt.bridge_mesh": True, "mesh.interval": 0.2})
+    topic = "homeassistant/sensor/plugd_4242_peer_777_thing_{}/config"
+    async with watching(broker, "homeassistant/#") as ha:
+        send_udp(daemon.config.mesh.udp_port, b"777:Kitchen Sensor&5:21.50&2:3")
+        assumed = json.loads((await ha.wait(topic.format(2))).payload)
+        unnamed = json.loads((await ha.wait(topic.format(5))).payload)
+        # Thing 2 as the ESP8266 firmware means it, its unit but no device class (a guess);
+        # thing 5 as heard, with neither.
+        assert (assumed["name"], assumed["unit_of_measurement"]) == ("Power", "W")
+        assert "device_class" not in assumed
+        assert unnamed["name"] == "Thing 5" and "unit_of_measurement" not in unnamed
+        mark = ha.mark()
+        await daemon.plug.save_label(777, 5, Label("Kitchen temperature", "°C", "temperature"))
+        labelled = json.loads((await ha.wait(topic.format(5), since=mark)).payload)
+        assert (labelled["name"], labelled["unit_of_measurement"], labelled["device_class"]) == (
+            "Kitchen temperature", "°C", "temperature")
+        assert labelled["unique_id"] == unnamed["unique_id"]  # the same entity, renamed
 
 
 # --- the mesh across subnets ------------------------------------------------------------------

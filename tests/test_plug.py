@@ -97,7 +97,8 @@ def test_a_datagram_drives_a_recipe_that_switches_the_relay(tmp_path, factory):
     plug.receive(f"{SENSOR}:Kitchen&5:22.00".encode(), "127.0.0.5")
     assert pin_history(factory) == [False, True, False]
     assert [e.cause for e in plug.events if e.kind == "relay"][1:] == [
-        "recipe 1, Kitchen thing 5 below 19", "recipe 2, Kitchen thing 5 above 21"]
+        "recipe 1, If Kitchen value 5 is below 19 then switch on",
+        "recipe 2, If Kitchen value 5 is above 21 then switch off"]
 
 
 def test_a_persons_switch_holds_until_a_recipes_condition_next_becomes_true(tmp_path, factory):

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from plugd.core.labels import Origin, Shown
 from plugd.errors import ValidationError
 
 ONLINE = "online"
@@ -221,9 +222,12 @@ def peer_thing_key(thing_id: int) -> str:
 
 
 def peer_announcements(topics: Topics, device: Device, peer_id: int, peer_name: str,
-                       thing_ids: Iterable[int]) -> list[tuple[str, dict[str, Any]]]:
+                       thing_ids: Iterable[int], shown: Mapping[int, Shown] | None = None,
+                       ) -> list[tuple[str, dict[str, Any]]]:
     """A mesh peer as a device of its own, heard through this plug: a sensor per thing,
-    available while this plug is connected and the peer online."""
+    available while this plug is connected and the peer online. `shown` (plugd.core.labels)
+    names each thing: a label's or a learned name brings its unit and device class, an assumed
+    one its unit only (a guess must not make Home Assistant refuse the entity)."""
     peer_device = {"identifiers": [object_id("plugd", topics.node_id, "peer", peer_id)],
                    "name": peer_name, "model": "mesh node", "manufacturer": "plugd mesh",
                    "via_device": device.identifier}
@@ -235,10 +239,18 @@ def peer_announcements(topics: Topics, device: Device, peer_id: int, peer_name: 
     configs = []
     for thing_id in sorted(thing_ids):
         unique = object_id("plugd", topics.node_id, "peer", peer_id, "thing", thing_id)
-        configs.append((topics.config("sensor", unique), {
+        config: dict[str, Any] = {
             "name": f"Thing {thing_id}", "unique_id": unique, "state_topic": topics.peer(peer_id),
             "value_template": f"{{{{ value_json.{peer_thing_key(thing_id)} }}}}", "qos": 1,
-            "device": peer_device, "origin": _origin(device.version), **availability}))
+            "device": peer_device, "origin": _origin(device.version), **availability}
+        meaning = None if shown is None else shown.get(thing_id)
+        if meaning is not None and meaning.origin != Origin.UNLABELLED:
+            config["name"] = meaning.label.name
+            if meaning.label.unit:
+                config["unit_of_measurement"] = meaning.label.unit
+            if meaning.device_class is not None and meaning.origin != Origin.ASSUMED:
+                config["device_class"] = meaning.device_class
+        configs.append((topics.config("sensor", unique), config))
     return configs
 
 

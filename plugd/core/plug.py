@@ -23,11 +23,12 @@ from typing import Any, NamedTuple
 
 from plugd.core import authority
 from plugd.core.events import Event, EventLog
+from plugd.core.labels import Labels, Origin, Shown, own_label, resolve, with_unit
 from plugd.core.meshkey import Guard, Signer
 from plugd.core.model import MEASURED, METERED, ON, Recipe, Thing, ThingId, ThingType, esp_time
 from plugd.core.recipes import Action, RecipeBook
 from plugd.core.registry import Heard, Peer, Registry
-from plugd.core.wire import Packet, decode, encode, format_clock, format_number
+from plugd.core.wire import Packet, decode, encode, encode_names, format_clock, format_number
 from plugd.errors import ValidationError, WireError
 
 #: Things whose value no current can hold while the relay is off.
@@ -37,7 +38,7 @@ MAX_CASCADE = 8
 #: Node online/offline events told one by one in a minute, at most; the rest are counted and
 #: told as one, so spoofed node ids cannot bury the events, the journal and the pages.
 NODE_NEWS_PER_MINUTE = 60
-RELATION_WORDS = ("is", "is not", "above", "below", "at most", "at least")
+RELATION_WORDS = ("is", "is not", "is above", "is below", "is at most", "is at least")
 
 
 class Now(NamedTuple):
@@ -119,9 +120,20 @@ def duration_words(seconds: float) -> str:
     return " ".join(p for p in parts if p)
 
 
-def recipe_sentence(recipe: Recipe, source_name: str) -> str:
-    """A recipe's condition as a person reads it: "Kitchen thing 5 below 19"."""
-    return f"{source_name} {RELATION_WORDS[recipe.relation]} {recipe.target_value:g}"
+def recipe_sentence(recipe: Recipe, source: str, shown: Shown, action: str) -> str:
+    """A recipe as a person reads it, with the names and units people gave its values:
+    "If Fridge Power is above 100 W then switch off"."""
+    target = with_unit(f"{recipe.target_value:g}", shown.label)
+    return f"If {source} {RELATION_WORDS[recipe.relation]} {target} then {action}"
+
+
+def told(cause: Cause, by_recipe: str, plain: str) -> str:
+    """An event's words: a recipe's change names the recipe in full, from its cause's detail
+    ("<id>, <sentence>"): "Recipe “If … then switch off” switched the plug off"; any other
+    cause's says what happened (`plain`)."""
+    if cause.kind != authority.Source.RECIPE:
+        return plain
+    return f"Recipe “{cause.detail.partition(', ')[2]}” {by_recipe}"
 
 
 class PlugCore:
@@ -139,6 +151,8 @@ class PlugCore:
         self.invalid: set[int] = set(METERED)
         self.recipes = recipes
         self.registry = registry
+        #: The labels people gave peers' values, by (node id, thing id) (plugd.core.labels).
+        self.labels: Labels = {}
         self.events = EventLog()
         self.guard = guard
         self.signer = signer
@@ -439,10 +453,14 @@ class PlugCore:
         out.changed = True
         kind = cause.kind
         if thing_id == ThingId.PLUG:
-            self._event(out, now, "relay", "relay", f"relay {'on' if value == ON else 'off'}", cause)
+            state = "on" if value == ON else "off"
+            self._event(out, now, "relay", "relay",
+                        told(cause, f"switched the plug {state}", f"relay {state}"), cause)
         elif thing_id not in MEASURED:
+            shown = format_number(value)
             self._event(out, now, "thing", f"thing {thing_id}",
-                        f"{thing.name} set to {format_number(value)}", cause)
+                        told(cause, f"set {thing.name} to {shown}", f"{thing.name} set to {shown}"),
+                        cause)
         if thing_id not in MEASURED:
             out.persist.add("things")
         out.broadcast = out.broadcast or kind != authority.Source.CLOCK
@@ -472,20 +490,38 @@ class PlugCore:
     def _act(self, out: Output, action: Action, now: Now) -> None:
         recipe = self.recipes.get(action.recipe_id)
         assert recipe is not None
-        cause = Cause("recipe", f"{recipe.id}, {recipe_sentence(recipe, self._source_name(recipe))}")
+        shown = self.shown(recipe.source_node_id, recipe.source_thing_id)
+        sentence = recipe_sentence(recipe, f"{self._node_words(recipe.source_node_id)} "
+                                           f"{shown.label.name}", shown, self._action_words(recipe))
+        cause = Cause("recipe", f"{recipe.id}, {sentence}")
         try:
             self._set(out, action.thing_id, action.value, cause, now)
         except ValidationError as err:
             self._event(out, now, "recipe", f"recipe {recipe.id}", f"cannot act: {err}", cause)
 
-    def _source_name(self, recipe: Recipe) -> str:
-        if recipe.source_node_id == self.node_id:
-            thing = self.things.get(recipe.source_thing_id)
-            name = thing.name if thing is not None else f"thing {recipe.source_thing_id}"
-            return f"{self.node_name} {name}"
-        peer = self.registry.peers.get(recipe.source_node_id)
-        node = peer.name if peer is not None else f"node {recipe.source_node_id}"
-        return f"{node} thing {recipe.source_thing_id}"
+    def _node_words(self, node_id: int) -> str:
+        if node_id == self.node_id:
+            return self.node_name
+        peer = self.registry.peers.get(node_id)
+        return peer.name if peer is not None else f"node {node_id}"
+
+    def _action_words(self, recipe: Recipe) -> str:
+        """What a recipe does, in words: "switch on", "set Heater to 2"."""
+        if recipe.local_thing_id == ThingId.PLUG:
+            return f"switch {'on' if recipe.local_value == ON else 'off'}"
+        shown = self.shown(self.node_id, recipe.local_thing_id).label
+        return f"set {shown.name} to {with_unit(format_number(recipe.local_value), shown)}"
+
+    def shown(self, node_id: int, thing_id: int) -> Shown:
+        """What people read for a value of this plug or of a peer (plugd.core.labels): the one
+        place pages, events and the MQTT bridge take names and units from."""
+        if node_id == self.node_id:
+            thing = self.things.get(thing_id)
+            if thing is not None:
+                return Shown(own_label(thing.id, thing.name, thing.type), Origin.OWN)
+        peer = self.registry.peers.get(node_id)
+        return resolve(thing_id, self.labels.get((node_id, thing_id)),
+                       None if peer is None else peer.learned.get(thing_id))
 
     def _event(self, out: Output, now: Now, kind: str, subject: str, message: str,
                cause: Cause) -> None:
@@ -517,10 +553,18 @@ class PlugCore:
                        if t.id not in self.invalid])
         return data if self.signer is None else self.signer.sign(data)
 
+    def names_datagram(self, wall: float) -> bytes:
+        """This node's names datagram (plugd.core.wire.encode_names): what its things are, for
+        other plugd nodes; signed like every datagram when there is a mesh key."""
+        data = encode_names(self.node_id, self.node_name,
+                            [(t.id, own_label(t.id, t.name, t.type)) for t in self.things.values()])
+        return data if self.signer is None else self.signer.sign(data)
+
     def things_json(self) -> list[dict[str, Any]]:
         """The things as stored; `things_view` adds what clients are shown."""
         return [t.to_json() for t in self.things.values()]
 
     def things_view(self) -> list[dict[str, Any]]:
         """The things with whether each value is valid (a failed sensor's are not)."""
-        return [{**t.to_json(), "valid": t.id not in self.invalid} for t in self.things.values()]
+        return [{**t.to_json(), "valid": t.id not in self.invalid,
+                 **self.shown(self.node_id, t.id).to_json()} for t in self.things.values()]

@@ -15,6 +15,7 @@ import re
 from datetime import datetime
 from typing import NamedTuple
 
+from plugd.core.labels import Label, label_problem
 from plugd.core.model import MAX_NODE_ID, name_problem
 from plugd.errors import WireError
 
@@ -28,6 +29,14 @@ SIGNATURE_FIELDS = frozenset({b"ctr", b"sig"})
 VIA_FIELD = b"via"
 #: Fields of plugd's that are not thing values: skipped, never counted as refused.
 EXTENSION_FIELDS = SIGNATURE_FIELDS | {VIA_FIELD}
+#: A plugd tells the others what its things are in a names datagram of its own, sent far more
+#: rarely than its values: its usual node header, then `n<thingId>:<kind>:<unit>:<name>` per
+#: thing. An ESP8266 reads each such field as thing 0 (`atoi("n2")` is 0), which no recipe
+#: uses, and the datagram has no field with a thing id of 1 or more, so it changes nothing an
+#: ESP knows but the node's last-seen time, which it sends truthfully.
+NAMES_PREFIX = b"n"
+#: The names datagram stops adding things at this size, leaving room for a mesh key's fields.
+MAX_NAMES_DATAGRAM = 400
 
 # What C's atof accepts as the start of a string, without its nan/inf forms.
 _FLOAT_PREFIX = re.compile(rb"[ \t\n\v\f\r]*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
@@ -57,6 +66,8 @@ class Packet(NamedTuple):
     #: The plugd that re-broadcast it for a node of another subnet (a `via` field); 0: none,
     #: the node sent it itself.
     via: int = 0
+    #: What a plugd says its things are (its names datagram): (thing id, label) pairs.
+    names: tuple[tuple[int, Label], ...] = ()
 
 
 def atof_prefix(raw: bytes) -> float | None:
@@ -116,6 +127,7 @@ def decode(data: bytes) -> Packet:
     rejected = 0
     signed = False
     via = 0
+    names: list[tuple[int, Label]] = []
     for token in tokens[1:]:
         raw_id, sep, raw_value = token.partition(b":")
         # The common field is digits, ':' and a plain number: read it without the regexes.
@@ -124,7 +136,13 @@ def decode(data: bytes) -> Packet:
         else:
             thing_id = _integer(raw_id) if sep else None
         if thing_id is None or not 0 < thing_id <= MAX_NODE_ID:
-            if not (sep and raw_id in EXTENSION_FIELDS):
+            if sep and raw_id[:1] == NAMES_PREFIX:
+                named = _name_field(raw_id, raw_value)
+                if named is None:
+                    rejected += 1
+                else:
+                    names.append(named)
+            elif not (sep and raw_id in EXTENSION_FIELDS):
                 rejected += 1
             elif raw_id == b"sig":
                 signed = True
@@ -137,7 +155,21 @@ def decode(data: bytes) -> Packet:
             rejected += 1
             continue
         fields.append(Field(thing_id, value, raw_value.decode("utf-8", "replace").strip()))
-    return Packet(node_id, name, tuple(fields), rejected, signed, via)
+    return Packet(node_id, name, tuple(fields), rejected, signed, via, tuple(names))
+
+
+def _name_field(raw_id: bytes, raw_value: bytes) -> tuple[int, Label] | None:
+    """One `n<thingId>:<kind>:<unit>:<name>` field, or None when any part is not valid (a
+    name heard is checked as a person's label is)."""
+    digits = raw_id[len(NAMES_PREFIX):]
+    if not digits.isdigit() or len(digits) > 10:
+        return None
+    thing_id = int(digits)
+    parts = raw_value.decode("utf-8", "replace").split(":", 2)
+    if not 0 < thing_id <= MAX_NODE_ID or len(parts) != 3:
+        return None
+    label = Label(parts[2], parts[1], parts[0])
+    return None if label_problem(label) else (thing_id, label)
 
 
 def format_number(value: float) -> str:
@@ -174,4 +206,19 @@ def encode(node_id: int, node_name: str, values: list[tuple[int, str]], via: int
     data = "&".join(parts).encode("utf-8")
     if len(data) > MAX_DATAGRAM:
         raise WireError(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM}")
+    return data
+
+
+def encode_names(node_id: int, node_name: str, things: list[tuple[int, Label]]) -> bytes:
+    """This node's names datagram (see NAMES_PREFIX): as many of `things` as fit in
+    MAX_NAMES_DATAGRAM, in order; a label that cannot travel raises WireError."""
+    data = encode(node_id, node_name, [])
+    for thing_id, label in things:
+        problem = label_problem(label)
+        if problem:
+            raise WireError(f"the name of thing {thing_id} cannot travel: {problem}")
+        field = f"&{NAMES_PREFIX.decode()}{thing_id}:{label.kind}:{label.unit}:{label.name}".encode()
+        if len(data) + len(field) > MAX_NAMES_DATAGRAM:
+            break
+        data += field
     return data

@@ -35,6 +35,7 @@ import aiomqtt
 
 from plugd.core import discovery, meshbridge
 from plugd.core.discovery import OFFLINE, ONLINE, Device, Topics
+from plugd.core.labels import Shown
 from plugd.core.model import OFF, ON, ThingId
 from plugd.core.plug import Cause, Change
 from plugd.core.registry import Peer
@@ -119,8 +120,8 @@ class MqttOutlet:
         self.connects = self.published = self.commands = 0
         self._pending: dict[str, Message] = {}
         self._wake = asyncio.Event()
-        #: The peers announced: their name and thing ids when their configs were last queued.
-        self._announced: dict[int, tuple[str, frozenset[int]]] = {}
+        #: The peers announced: their name and things' names when their configs were last queued.
+        self._announced: dict[int, tuple[str, frozenset[tuple[int, Shown]]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._told_retained = False
@@ -349,14 +350,15 @@ class MqttOutlet:
     def _peer(self, peer: Peer) -> None:
         """A peer heard, renamed, online or offline: its configs when new, its state, its
         availability."""
-        known = (peer.name, frozenset(peer.things))
+        shown = {tid: self.plug.core.shown(peer.id, tid) for tid in peer.things}
+        known = (peer.name, frozenset(shown.items()))
         if self._announced.get(peer.id) != known:
             if len(self._announced) > 2 * self.plug.registry.max_nodes:  # ids the table let go
                 peers = self.plug.registry.peers
                 self._announced = {i: k for i, k in self._announced.items() if i in peers}
             self._announced[peer.id] = known
             for topic, payload in discovery.peer_announcements(self.topics, self.device, peer.id,
-                                                               peer.name, peer.things):
+                                                               peer.name, peer.things, shown):
                 self._put(topic, _fixed(discovery.encode(payload)))
         self._put(self.topics.peer_availability(peer.id),
                   lambda: ((ONLINE if peer.online else OFFLINE).encode(), 1))

@@ -39,7 +39,7 @@ def test_a_recipe_from_the_editor_follows_an_esp_node(open_page, plug):
     submit_recipe(page, name="Warm kitchen", node="777", thing="5", relation="is below", value="19")
     expect(page.locator("#recipe-form")).to_be_hidden()
     item = page.locator("#recipe-list li").first
-    expect(item).to_contain_text("If node 777: thing 5 is below 19, set Plug to On.")
+    expect(item).to_contain_text("If node 777: Unlabelled value (id 5) is below 19, set Plug to On.")
     expect(item).to_contain_text("does not match")
     assert plug.ask("status")["relay"] is False
 
@@ -99,4 +99,25 @@ def test_recipes_are_reordered_and_deleted(open_page, plug):
     delete.click()
     expect(names).to_have_text(["Cold"])
     assert [r["name"] for r in plug.ask("recipes")["recipes"]] == ["Cold"]
+    assert tab.errors == []
+
+
+def test_naming_a_value_renames_it_in_the_recipes_sentence_and_editor(open_page, plug):
+    tab, page = recipes_view(open_page)
+    plug.send_udp(b"777:Fridge&2:80.00")
+    submit_recipe(page, name="Fridge guard", node="777", thing="2", relation="is above", value="100")
+    item = page.locator("#recipe-list li").first
+    expect(item).to_contain_text("If Fridge (777): Power (assumed) is above 100 W, set Plug to On.")
+
+    tab.view("nodes")
+    fridge = page.locator("#node-list li[data-node='777']")
+    fridge.locator("tr", has_text="Power (assumed)").locator("button", has_text="Label").click()
+    page.fill("#l-name", "Fridge power")
+    page.click("#label-form button[type=submit]")
+    expect(fridge).to_contain_text("Fridge power")
+
+    tab.view("recipes")
+    expect(item).to_contain_text("If Fridge (777): Fridge power is above 100 W, set Plug to On.")
+    item.locator("button", has_text="Edit").click()
+    expect(page.locator("#r-thing option:checked")).to_contain_text("Fridge power, now 80 W")
     assert tab.errors == []

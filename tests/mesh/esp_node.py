@@ -108,7 +108,10 @@ def run(args: argparse.Namespace) -> None:
         if packet is None or packet[0] == args.id:
             continue
         node_id, name, things = packet
-        nodes[str(node_id)] = {"name": name, "address": address, "things": things}
+        # Each value stays until its thing is heard again, as the firmware's recipes keep it: a
+        # datagram without values (a plugd's names datagram) takes none away.
+        known = nodes.get(str(node_id), {}).get("things", {})
+        nodes[str(node_id)] = {"name": name, "address": address, "things": {**known, **things}}
         if args.nodes_file is not None:
             write_atomically(args.nodes_file, nodes)
     sock.close()

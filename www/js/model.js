@@ -6,6 +6,8 @@ export const model = {
   nodeName: "",
   things: new Map(),  // id -> {id, name, type, value, override, valid, last_updated, text?}
   nodes: new Map(),   // id -> a node as request_nodes gives it, plus `heardAt` (page clock, s)
+  labels: [],         // the labels people gave peers' values: {nodeId, thingId, name, unit, kind}
+  kinds: [],          // the kinds a label may have
   status: null,       // the last response_status
   lastUpdate: null,   // firmware seconds of the newest value of ours
 };
@@ -30,6 +32,7 @@ export function attachModel(conn) {
     const known = model.things.get(m.thingId) || { id: m.thingId, type: null, override: false };
     const thing = { ...known, name: m.thingName, value: m.value, valid: m.valid !== false,
                     last_updated: m.lastUpdate };
+    for (const key of ["label", "unit", "kind", "origin"]) if (m[key] !== undefined) thing[key] = m[key];
     if (m.text !== undefined) thing.text = m.text;
     if (m.override !== undefined) thing.override = m.override;
     model.things.set(m.thingId, thing);
@@ -40,7 +43,11 @@ export function attachModel(conn) {
   });
   conn.on("response_nodes", (m) => {
     model.nodes = new Map(m.nodes.map((n) => [n.id, { ...n, heardAt: now() }]));
+    if (m.labels) model.labels = m.labels;
+    if (m.kinds) model.kinds = m.kinds;
   });
+  conn.on("response_save_label", (m) => { model.labels = m.labels; });
+  conn.on("response_delete_label", (m) => { model.labels = m.labels; });
   conn.on("node_update", (m) => {
     model.nodes.set(m.node.id, { ...model.nodes.get(m.node.id), ...m.node, heardAt: now() });
   });
@@ -63,7 +70,23 @@ export function nodeLabel(id) {
   return node ? `${node.name} (${id})` : `node ${id}`;
 }
 
+/** "21.5 °C": a number's text with its unit, if any. */
+export const withUnit = (text, unit) => (unit ? `${text} ${unit}` : text);
+
+/** A value's name for people, from what the daemon resolved (`label`, `origin`): a person's
+ * label or its plugd's name as is, the firmware's meaning marked as assumed, else unlabelled. */
+export function shownName(shown) {
+  if (shown.origin === "unlabelled") return `Unlabelled value (id ${shown.id})`;
+  if (shown.origin === "assumed") return `${shown.label} (assumed)`;
+  return shown.label || shown.name;
+}
+
+/** A thing's name for people: ours by its name for people, a peer's as the daemon resolved it. */
 export function thingLabel(nodeId, thingId) {
-  if (nodeId === model.selfId && model.things.has(thingId)) return model.things.get(thingId).name;
-  return `thing ${thingId}`;
+  if (nodeId === model.selfId && model.things.has(thingId)) {
+    const own = model.things.get(thingId);
+    return own.label || own.name;
+  }
+  const heard = (model.nodes.get(nodeId)?.things || []).find((t) => t.id === thingId);
+  return heard ? shownName(heard) : `Unlabelled value (id ${thingId})`;
 }

@@ -4,7 +4,7 @@
 import { $, el } from "./dom.js";
 import { formatNumber, formatValue, parseNumber, RELATIONS } from "./format.js";
 import { clearErrors, fieldError, showApiError, whileBusy } from "./forms.js";
-import { model, nodeLabel, settableThings } from "./model.js";
+import { model, nodeLabel, settableThings, shownName, withUnit } from "./model.js";
 import { notify } from "./notify.js";
 
 const OTHER = "other";
@@ -36,8 +36,8 @@ export function recipeForm(conn, onSaved) {
   function fillThings(selected) {
     const chosen = model.nodes.get(Number(node.value));
     const things = !chosen ? [] : chosen.self
-      ? [...model.things.values()].map((t) => [t.id, `${t.name}, now ${formatValue(t, true)}`])
-      : (chosen.things || []).map((t) => [t.id, `thing ${t.id}, now ${formatValue(t)}`]);
+      ? [...model.things.values()].map((t) => [t.id, `${t.label || t.name}, now ${formatValue(t, true)}`])
+      : (chosen.things || []).map((t) => [t.id, `${shownName(t)}, now ${withUnit(formatNumber(t.value), t.unit)}`]);
     thing.replaceChildren(...things.map(([id, text]) => el("option", { value: id }, text)),
                           el("option", { value: OTHER }, "Another thing: type its id"));
     const known = things.some(([id]) => id === selected);
@@ -48,7 +48,7 @@ export function recipeForm(conn, onSaved) {
 
   function fillLocal(selected, selectedValue) {
     const things = settableThings();
-    local.replaceChildren(...things.map((t) => el("option", { value: t.id }, t.name)));
+    local.replaceChildren(...things.map((t) => el("option", { value: t.id }, t.label || t.name)));
     if (selected !== undefined) {
       if (!things.some((t) => t.id === selected)) local.append(el("option", { value: selected }, `thing ${selected}`));
       local.value = String(selected);

@@ -1,7 +1,7 @@
 // The Recipes view: the list in evaluation order, reordering, deleting, and the editor.
 import { $, el } from "./dom.js";
 import { formatNumber, RELATIONS } from "./format.js";
-import { model, nodeLabel, thingLabel } from "./model.js";
+import { model, nodeLabel, shownName, thingLabel, withUnit } from "./model.js";
 import { notify, reportError } from "./notify.js";
 import { recipeForm } from "./recipe-form.js";
 
@@ -21,9 +21,14 @@ export function startRecipes(conn, views) {
 
   function setTo(r) {
     const target = model.things.get(r.localThingId);
-    const name = target ? target.name : `thing ${r.localThingId}`;
+    const name = r.local ? r.local.label : thingLabel(model.selfId, r.localThingId);
     const to = !target || target.type === 1 ? (r.localValue ? "On" : "Off") : formatNumber(r.localValue);
     return `set ${name} to ${to}`;
+  }
+
+  // The source's name as the daemon resolved it (a person's label, its plugd's, or assumed).
+  function sourceName(r) {
+    return r.source ? shownName({ ...r.source, id: r.sourceThingId }) : thingLabel(r.sourceNodeId, r.sourceThingId);
   }
 
   function item(r, i) {
@@ -38,8 +43,9 @@ export function startRecipes(conn, views) {
         el("h3", {}, r.name),
         el("span", { class: `badge ${matching ? "good" : "dim"}` }, matching ? "matches now" : "does not match")),
       el("p", { class: "sentence" },
-        `If ${nodeLabel(r.sourceNodeId)}: ${thingLabel(r.sourceNodeId, r.sourceThingId)} `
-        + `${RELATIONS[r.relation] || `relation ${r.relation}`} ${formatNumber(r.targetValue)}, ${setTo(r)}.`),
+        `If ${nodeLabel(r.sourceNodeId)}: ${sourceName(r)} `
+        + `${RELATIONS[r.relation] || `relation ${r.relation}`} `
+        + `${withUnit(formatNumber(r.targetValue), r.source ? r.source.unit : "")}, ${setTo(r)}.`),
       el("p", { class: "muted seen" }, seen),
       el("div", { class: "actions" },
         el("button", { type: "button", class: "quiet", "aria-label": `Move ${r.name} up`, title: "Move up",

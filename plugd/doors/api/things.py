@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from plugd.core import validate
+from plugd.core.labels import KINDS, labels_json, parse_label
 from plugd.core.model import (
     MAX_NODE_ID,
     OFF,
@@ -17,6 +18,7 @@ from plugd.core.model import (
     read_int,
 )
 from plugd.doors.api.base import Api, command, nested
+from plugd.doors.messages import node_json
 from plugd.errors import StoreError, ValidationError
 from plugd.service.config import MAX_AUTO_OFF
 from plugd.service.plug import Plug
@@ -25,13 +27,41 @@ from plugd.service.plug import Plug
 @command("request_nodes")
 async def _request_nodes(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     plug = api.plug
-    now = plug.monotonic()
     own = {"id": plug.node_id, "name": plug.node_name, "nodeId": plug.node_id,
            "nodeName": plug.node_name, "online": True, "self": True,
-           "things": [{"id": t.id, "value": t.value, "text": plug.wire_text(t)}
+           "things": [{"id": t.id, "value": t.value, "text": plug.wire_text(t),
+                       **plug.core.shown(plug.node_id, t.id).to_json()}
                       for t in plug.things.values() if t.id not in plug.invalid]}
-    peers = [p.to_json(now) for p in plug.registry.peers.values()]
-    return api.answer("response_nodes", nodes=[own, *peers])
+    peers = [node_json(plug, p) for p in plug.registry.peers.values()]
+    return api.answer("response_nodes", nodes=[own, *peers], labels=labels_json(plug.labels),
+                      kinds=sorted(KINDS))
+
+
+@command("save_label")
+async def _save_label(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Name a peer's value for people (`label`: nodeId, thingId, name, unit, kind); kept in
+    labels.json and shown by the page, the events and the MQTT bridge."""
+    plug = api.plug
+    node_id, thing_id, label = parse_label(nested(msg, "label"))
+    if node_id == plug.node_id:
+        raise ValidationError("label.nodeId", f"{node_id} is this plug: its own values have "
+                                              "their names already")
+    await plug.save_label(node_id, thing_id, label)
+    plug.record("label", f"value {thing_id} of node {node_id} named “{label.name}”", api.cause,
+                f"label {node_id}/{thing_id}")
+    return api.answer("response_save_label", success=True, labels=labels_json(plug.labels))
+
+
+@command("delete_label")
+async def _delete_label(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
+    """Forget a person's label: the value is shown by what its node says, or assumed."""
+    plug = api.plug
+    node_id = read_int(msg, "nodeId", "message", low=1, high=MAX_NODE_ID)
+    thing_id = read_int(msg, "thingId", "message", low=1, high=MAX_NODE_ID)
+    await plug.save_label(node_id, thing_id, None)
+    plug.record("label", f"label of value {thing_id} of node {node_id} deleted", api.cause,
+                f"label {node_id}/{thing_id}")
+    return api.answer("response_delete_label", success=True, labels=labels_json(plug.labels))
 
 
 @command("request_things")
@@ -41,8 +71,11 @@ async def _request_things(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
 
 def _recipes_json(plug: Plug) -> list[dict[str, Any]]:
     book = plug.recipes
+    shown = plug.core.shown
     return [{**r.to_json(), "matching": book.is_matching(r), "outcome": book.outcome(r),
-             "seen": book.latest(r)} for r in book]
+             "seen": book.latest(r),
+             "source": shown(r.source_node_id, r.source_thing_id).to_json(),
+             "local": shown(plug.node_id, r.local_thing_id).to_json()} for r in book]
 
 
 @command("request_recipes")
