@@ -43,7 +43,8 @@ def test_the_shipped_file_is_valid_and_states_every_default():
     documented = {f"{section}.{key}" for section, table in raw.items() for key in table}
     defaults = config.parse("")
     every_key = {f"{section.name}.{key}" for section in dataclasses.fields(defaults)
-                 if section.name != "simulated" for key in vars(getattr(defaults, section.name))}
+                 if not section.metadata.get("internal")
+                 for key in vars(getattr(defaults, section.name))}
     assert documented == every_key
 
 

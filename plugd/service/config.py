@@ -340,6 +340,34 @@ class LocationConfig:
         return (self.latitude, self.longitude) != (0.0, 0.0)
 
 
+#: What the page may change (its Settings view, an import); pins, ports and the http limits
+#: stay the administrator's. Each is checked by the same rules as in the file.
+PAGE_KEYS = ("node.name", "mesh.interval", "mesh.mesh_key", "display.mode", "display.brightness",
+             "relay.power_on_state", "relay.stop_state", "protection.max_power",
+             "protection.max_current", "protection.hold", "protection.retry_after",
+             "energy.price_per_kwh", "energy.currency", "location.latitude", "location.longitude",
+             "mqtt.host", "mqtt.port", "mqtt.username", "mqtt.password", "mqtt.tls",
+             "mqtt.discovery_prefix", "mqtt.bridge_mesh")
+
+
+def _page_keys(value: list[str]) -> str | None:
+    sections = {key.split(".")[0] for key in PAGE_KEYS}
+    for item in value:
+        if item not in PAGE_KEYS and item not in sections:
+            return (f"{item!r} is not a setting the page changes (these are: {', '.join(PAGE_KEYS)}; "
+                    f"or a whole section: {', '.join(sorted(sections))})")
+    return None
+
+
+@dataclass(frozen=True)
+class PageConfig:
+    """[page]: the settings the administrator pins to this file's value."""
+
+    #: Settings (or whole sections) the page shows read-only and may not change, nor an import;
+    #: the rest may be changed on the page, which wins over this file.
+    fixed: list[str] = field(default_factory=list, metadata=_check(_page_keys))
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration, frozen: a change makes a new one."""
@@ -358,8 +386,11 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     location: LocationConfig = field(default_factory=LocationConfig)
+    page: PageConfig = field(default_factory=PageConfig)
     #: Run against simulated chips; not a file key (the `--simulate` option).
     simulated: bool = field(default=False, metadata={"internal": True})
+    #: The file read ("": none), which the page names for the settings it pins.
+    path: str = field(default="", metadata={"internal": True})
 
 
 def simulate_defaults() -> dict[str, Any]:
@@ -483,8 +514,10 @@ def _check_front_end(config: Config) -> None:
 
 def updated(config: Config, changes: dict[str, Any]) -> Config:
     """`config` with dotted keys changed, checked as a file's would be."""
-    raw = {f.name: asdict(getattr(config, f.name)) for f in fields(config) if f.name != "simulated"}
-    new = replace(_build(Config, _apply(raw, changes), ""), simulated=config.simulated)
+    raw = {f.name: asdict(getattr(config, f.name)) for f in fields(config)
+           if not f.metadata.get("internal")}
+    new = replace(_build(Config, _apply(raw, changes), ""), simulated=config.simulated,
+                  path=config.path)
     _check_front_end(new)
     _check_mqtt(new.mqtt)
     return new
@@ -506,7 +539,8 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None, *,
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError("", f"cannot read {path}: {err}") from None
-    return with_secrets(parse(text, overrides, simulate=simulate, origin=str(path)), path, environ)
+    config = replace(parse(text, overrides, simulate=simulate, origin=str(path)), path=str(path))
+    return with_secrets(config, path, environ)
 
 
 def _private(path: Path, key: str) -> None:

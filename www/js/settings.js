@@ -1,47 +1,113 @@
-// The Settings view: name, broadcast interval, display; Home Assistant and MQTT; calibration;
-// simulated load; password; the configuration as a file.
-import { $, el } from "./dom.js";
+// The Settings view: this plug (name, broadcast, display, price, location); switching and
+// protection; the mesh key; Home Assistant and MQTT; calibration; simulated load; password; the
+// configuration as a file.
+import { $, $$, el } from "./dom.js";
 import { formatNumber, parseNumber } from "./format.js";
 import { clearErrors, fieldError, formError, showApiError, whileBusy } from "./forms.js";
 import { model } from "./model.js";
 import { notify, reportError } from "./notify.js";
 
 const NEEDS_VALUE = new Set(["current", "power", "voltage"]);
+const KEY_BYTES = 24;  // as `plugd --gen-key`: 192 random bits, 32 characters
 
 /** Submit handler: clear old errors, run `work` with the buttons disabled, show a refusal. */
 function onSubmit(form, work) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     clearErrors(form);
-    whileBusy(form, async () => {
-      try {
-        await work();
-      } catch (err) {
-        showApiError(form, err);
-      }
-    });
+    whileBusy(form, () => run(form, work));
   });
+}
+
+async function run(form, work) {
+  try {
+    await work();
+  } catch (err) {
+    showApiError(form, err);
+  }
+}
+
+// A form's settings are its inputs named by key ("protection.max_power"); the input says the
+// type: a checkbox is true or false, a range or a decimal or numeric input a number.
+const settingInputs = (form) => $$("input[name*='.'], select[name*='.']", form);
+const isNumeric = (input) => input.type === "range" || ["decimal", "numeric"].includes(input.inputMode);
+
+/** Show the settings' values; a secret's input stays empty and says whether one is set. One the
+ * configuration file pins is shown read-only, with the file that sets it. */
+function fillForm(form, answer) {
+  const { settings = {}, secrets = {}, fixed = {} } = answer;
+  for (const input of settingInputs(form)) {
+    const key = input.name;
+    if (key in secrets) {
+      input.value = "";
+      input.placeholder = secrets[key] ? "set (type to change)" : "none";
+    } else if (input.type === "checkbox") {
+      input.checked = Boolean(settings[key]);
+    } else if (key in settings) {
+      input.value = String(settings[key]);
+    }
+    pin(input, fixed[key]);
+  }
+}
+
+function pin(input, where) {
+  const field = input.closest(".field");
+  input.disabled = Boolean(where);
+  let note = $(".fixed-note", field);
+  if (!where) {
+    if (note) note.remove();
+    return;
+  }
+  if (!note) {
+    note = el("p", { class: "help fixed-note" });
+    $(".field-error", field).before(note);
+  }
+  note.textContent = `Set in ${where}: change it there.`;
+}
+
+/** The form's settings as the daemon takes them, or null after marking what is not a number.
+ * Pinned ones are left out, and a secret left empty keeps the one set. */
+function readForm(form) {
+  const settings = {};
+  let ok = true;
+  for (const input of settingInputs(form)) {
+    if (input.disabled) continue;
+    if (input.type === "checkbox") {
+      settings[input.name] = input.checked;
+    } else if (isNumeric(input)) {
+      const value = parseNumber(input.value);
+      if (!Number.isFinite(value)) {
+        fieldError(form, input.name, `Type a number${input.placeholder ? `, for example ${input.placeholder}` : ""}.`);
+        ok = false;
+      }
+      settings[input.name] = value;
+    } else if (input.type === "password") {
+      if (input.value) settings[input.name] = input.value;
+    } else {
+      settings[input.name] = input.tagName === "SELECT" ? input.value : input.value.trim();
+    }
+  }
+  return ok ? settings : null;
 }
 
 export function startSettings(conn, views) {
   const settingsForm = $("#settings-form");
+  const relayForm = $("#relay-settings-form");
+  const mqttForm = $("#mqtt-form");
   const brightness = $("#s-brightness");
   const showBrightness = () => { $("#s-brightness-out").textContent = brightness.value; };
   brightness.addEventListener("input", showBrightness);
 
-  function fillSettings(s) {
-    $("#s-name").value = s["node.name"] ?? "";
-    $("#s-interval").value = s["mesh.interval"] === undefined ? "" : formatNumber(s["mesh.interval"]);
-    $("#s-mode").value = s["display.mode"] ?? "power";
-    brightness.value = String(s["display.brightness"] ?? 7);
-    showBrightness();
+  function fill(form, answer) {
+    fillForm(form, answer);
+    if (form === settingsForm) showBrightness();
   }
 
   function loadSettings() {
     conn.request({ command: "request_settings" }).then((m) => {
       settingsForm.classList.remove("unavailable");
-      fillSettings(m.settings || {});
-      fillMqtt(m.settings || {}, m.secrets);
+      for (const form of [settingsForm, relayForm, mqttForm]) fill(form, m);
+      showMeshKey(m);
     }).catch((err) => {
       if (err.unsupported) {
         settingsForm.classList.add("unavailable");
@@ -50,53 +116,81 @@ export function startSettings(conn, views) {
     });
   }
 
-  onSubmit(settingsForm, async () => {
-    const interval = parseNumber($("#s-interval").value);
-    if (!Number.isFinite(interval)) {
-      fieldError(settingsForm, "mesh.interval", "Type a number of seconds, for example 5.");
-      return;
-    }
-    const settings = {
-      "node.name": $("#s-name").value.trim(), "mesh.interval": interval,
-      "display.mode": $("#s-mode").value, "display.brightness": Number(brightness.value),
-    };
+  /** Save the form's settings; the answer shows them as the daemon now has them. */
+  async function save(form, settings) {
     const answer = await conn.request({ command: "save_settings", settings });
-    if (answer.settings) fillSettings(answer.settings);
+    if (form === keyForm) showMeshKey(answer);
+    else fill(form, answer);
+  }
+
+  onSubmit(settingsForm, async () => {
+    const settings = readForm(settingsForm);
+    if (!settings) return;
+    await save(settingsForm, settings);
     notify("Settings saved.");
   });
 
-  // --- Home Assistant and MQTT ------------------------------------------------------
-  const mqttForm = $("#mqtt-form");
-  const mqttField = (key) => mqttForm.elements[key];
+  onSubmit(relayForm, async () => {
+    const settings = readForm(relayForm);
+    if (!settings) return;
+    await save(relayForm, settings);
+    notify("Switching and protection saved.");
+  });
 
-  function fillMqtt(s, secrets) {
-    mqttField("mqtt.host").value = s["mqtt.host"] ?? "";
-    mqttField("mqtt.port").value = s["mqtt.port"] === undefined ? "" : String(s["mqtt.port"]);
-    mqttField("mqtt.username").value = s["mqtt.username"] ?? "";
-    mqttField("mqtt.password").value = "";
-    mqttField("mqtt.password").placeholder = secrets && secrets["mqtt.password"] ? "set (type to change)" : "none";
-    mqttField("mqtt.tls").checked = Boolean(s["mqtt.tls"]);
-    mqttField("mqtt.discovery_prefix").value = s["mqtt.discovery_prefix"] ?? "";
-    mqttField("mqtt.bridge_mesh").checked = Boolean(s["mqtt.bridge_mesh"]);
+  // --- the mesh key: whether one is set, never what --------------------------------
+  const keyForm = $("#meshkey-form");
+  const keyInput = $("#k-key");
+  const clearKey = $("[data-action=clear-key]", keyForm);
+
+  function showMeshKey(answer) {
+    const set = Boolean(answer.secrets && answer.secrets["mesh.mesh_key"]);
+    const where = answer.fixed && answer.fixed["mesh.mesh_key"];
+    $("#meshkey-state").textContent = set
+      ? "Set: this plug signs what it sends and takes only what is signed with the same key."
+      : "Not set: nothing is signed, and the plug takes every node's values.";
+    for (const b of $$("button", keyForm)) b.hidden = Boolean(where);
+    clearKey.hidden = clearKey.hidden || !set;
+    keyInput.type = "password";
+    fillForm(keyForm, answer);
   }
 
-  onSubmit(mqttForm, async () => {
-    const port = Number(mqttField("mqtt.port").value.trim());
-    if (!Number.isInteger(port)) {
-      fieldError(mqttForm, "mqtt.port", "Type a port number, for example 1883.");
+  onSubmit(keyForm, async () => {
+    if (!keyInput.value) {
+      fieldError(keyForm, "mesh.mesh_key", "Type the key the other nodes use, or make one.");
       return;
     }
-    const settings = {
-      "mqtt.host": mqttField("mqtt.host").value.trim(), "mqtt.port": port,
-      "mqtt.username": mqttField("mqtt.username").value.trim(),
-      "mqtt.tls": mqttField("mqtt.tls").checked,
-      "mqtt.discovery_prefix": mqttField("mqtt.discovery_prefix").value.trim(),
-      "mqtt.bridge_mesh": mqttField("mqtt.bridge_mesh").checked,
-    };
-    const password = mqttField("mqtt.password").value;
-    if (password) settings["mqtt.password"] = password;  // empty: the one set stays
-    const answer = await conn.request({ command: "save_settings", settings });
-    if (answer.settings) fillMqtt(answer.settings, answer.secrets);
+    await save(keyForm, { "mesh.mesh_key": keyInput.value });
+    notify("Mesh key set: give every plugd node of this mesh the same one.");
+  });
+
+  // A new key is shown once, to copy to the other nodes; the plug never shows it again.
+  $("[data-action=make-key]", keyForm).addEventListener("click", () => {
+    const bytes = crypto.getRandomValues(new Uint8Array(KEY_BYTES));
+    keyInput.value = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
+    keyInput.type = "text";
+    keyInput.select();
+  });
+
+  // Two taps: the first arms the button for a few seconds, the second clears the key.
+  clearKey.addEventListener("click", () => {
+    if (!clearKey.classList.contains("armed")) {
+      clearKey.classList.add("armed");
+      clearKey.textContent = "Really clear?";
+      setTimeout(() => { clearKey.classList.remove("armed"); clearKey.textContent = "Clear the key"; }, 4000);
+      return;
+    }
+    clearErrors(keyForm);
+    whileBusy(keyForm, () => run(keyForm, async () => {
+      await save(keyForm, { "mesh.mesh_key": "" });
+      notify("Mesh key cleared: this plug no longer signs or checks.");
+    }));
+  });
+
+  // --- Home Assistant and MQTT ------------------------------------------------------
+  onSubmit(mqttForm, async () => {
+    const settings = readForm(mqttForm);
+    if (!settings) return;
+    await save(mqttForm, settings);
     notify(settings["mqtt.host"] ? "MQTT saved: connecting." : "MQTT saved: off.");
     conn.request({ command: "request_status" }).catch(() => {});
   });

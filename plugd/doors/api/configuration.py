@@ -35,30 +35,36 @@ async def _calibrate(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
     return api.answer("response_calibrate", success=True, calibration=calibration.to_json())
 
 
+def _settings_fields(api: Api) -> dict[str, Any]:
+    """The settings as the page shows them: values, which secrets are set, which the file pins."""
+    config = api.host.config
+    return {"settings": settings.view(config, api.plug.node_name),
+            "secrets": settings.secrets_set(config), "fixed": settings.fixed(config)}
+
+
 @command("request_settings")
 async def _request_settings(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
-    return api.answer("response_settings", settings=settings.view(api.host.config),
-                      secrets=settings.secrets_set(api.host.config))
+    return api.answer("response_settings", **_settings_fields(api))
 
 
 @command("save_settings")
 async def _save_settings(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
-    changes = settings.parse(nested(msg, "settings"))
+    changes = settings.unpinned(api.host.config, settings.parse(nested(msg, "settings")))
     await api.host.save_settings(changes)
-    api.plug.record("config", f"settings changed: {', '.join(sorted(changes))}", api.cause,
-                    "settings")
-    return api.answer("response_save_settings", success=True,
-                      settings=settings.view(api.host.config),
-                      secrets=settings.secrets_set(api.host.config))
+    if changes:
+        api.plug.record("config", f"settings changed: {', '.join(sorted(changes))}", api.cause,
+                        "settings")
+    return api.answer("response_save_settings", success=True, **_settings_fields(api))
 
 
 @command("export_config")
 async def _export_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
-    meter = api.host.meter
+    meter, pinned = api.host.meter, settings.fixed(api.host.config)
     return api.answer("response_export_config", config={
         "version": EXPORT_VERSION, "node": {"id": api.plug.node_id, "name": api.plug.node_name},
         "things": api.plug.things_json(), "recipes": [r.to_json() for r in api.plug.recipes],
-        "settings": settings.view(api.host.config),
+        "settings": {key: value for key, value in settings.view(api.host.config).items()
+                     if key not in pinned},  # the pinned ones are the file's, not the page's
         "calibration": None if meter is None else meter.calibration.to_json()})
 
 
@@ -79,7 +85,9 @@ async def _import_config(api: Api, msg: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError("config.version", f"expected {EXPORT_VERSION}, got {version}")
     recipes = validate.recipes(config.get("recipes", []), plug.things, "config.recipes")
     given = config.get("settings")
-    changes = settings.parse({} if given is None else given, "config.settings")
+    changes = settings.unpinned(api.host.config,
+                                settings.parse({} if given is None else given, "config.settings"),
+                                "config.settings")
     settings.apply(api.host.config, changes, "config.settings")  # checked before anything is stored
     overrides = {}
     for i, obj in enumerate(_list(config, "things")):
