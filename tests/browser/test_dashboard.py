@@ -27,12 +27,46 @@ def test_login_with_the_initial_password_then_offers_to_change_it(open_page):
     assert tab.errors == []
 
 
-def test_a_change_without_a_session_asks_to_log_in(open_page, plug):
-    page = open_page().open().page
+def test_a_switch_without_a_session_logs_in_in_place_then_switches(open_page, plug):
+    tab = open_page().open()
+    page = tab.page
+    page.click("#relay-switch")
+    dialog = page.locator("#login-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#login-why")).to_have_text("Log in to make changes.")
+    expect(page.locator("#l-password")).to_be_focused()
+    page.fill("#l-password", "not the password")
+    page.keyboard.press("Enter")
+    expect(page.locator("#login-dialog [data-field=password] .field-error")).to_have_text("wrong password")
+    expect(dialog).to_be_visible()
+    assert relay_on(plug) is False
+    page.fill("#l-password", plug.password)
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    # The click that asked for the login switches the relay: no second click.
+    expect(page.locator("#relay-switch")).to_have_attribute("aria-checked", "true")
+    assert relay_on(plug) is True
+    expect(page.locator("#account")).to_have_text("Log out")
+    expect(page.locator("#view-dashboard")).to_be_visible()
+    assert page.evaluate("location.hash") == "#dashboard"
+    assert tab.errors == []
+
+
+def test_a_login_given_up_with_escape_drops_the_action(open_page, plug):
+    tab = open_page().open()
+    page = tab.page
     page.click("#relay-switch")
     expect(page.locator("#login-dialog")).to_be_visible()
-    expect(page.locator("#login-why")).to_have_text("Log in to make changes.")
+    page.keyboard.press("Escape")
+    expect(page.locator("#login-dialog")).to_be_hidden()
+    tab.login()
+    tab.view("dashboard")
+    page.click("#override-switch")
+    # Requests on one socket are answered in order: a switch still held would have come first.
+    wait_for(lambda: plug.ask("status")["override"], "the override to reach the plug")
     assert relay_on(plug) is False
+    expect(page.locator("#relay-switch")).to_have_attribute("aria-checked", "false")
+    assert tab.errors == []
 
 
 def test_the_switch_drives_the_relay_and_follows_plugctl(open_page, plug):

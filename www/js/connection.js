@@ -33,6 +33,7 @@ export class Connection {
     this.handlers = new Map();
     this.stateHandlers = [];
     this.openHandlers = [];
+    this.loginHandler = null;
   }
 
   /** Call `fn(message)` for every message whose command is `command` ("*": all). */
@@ -47,6 +48,11 @@ export class Connection {
   /** `fn()` each time a socket opens: the place to (re)load what the page shows. */
   onOpen(fn) { this.openHandlers.push(fn); }
 
+  /** `fn(err, message)` is asked when a request is refused for want of a login; it returns a promise that
+   * resolves once a session is open (the request is then sent again, so the action a person
+   * started completes) or rejects when they give up (the request fails with the refusal). */
+  onLoginNeeded(fn) { this.loginHandler = fn; }
+
   start() { this.open(); }
 
   open() {
@@ -58,7 +64,7 @@ export class Connection {
       this.delay = MIN_DELAY;
       this.setState("open");
       for (const fn of this.openHandlers) safely(fn);
-      for (const w of this.waiting.splice(0)) this.request(w.message).then(w.resolve, w.reject);
+      for (const w of this.waiting.splice(0)) this.send(w.message).then(w.resolve, w.reject);
     };
     ws.onmessage = (frame) => this.receive(frame.data);
     ws.onclose = () => {
@@ -87,8 +93,16 @@ export class Connection {
     for (const fn of this.stateHandlers) safely(() => fn(state));
   }
 
-  /** Send a request; resolves with its answer, rejects with an ApiError. */
+  /** Send a request; resolves with its answer, rejects with an ApiError. One refused for want
+   * of a login waits for the login handler and is sent once more after it. */
   request(message) {
+    return this.send(message).catch((err) => {
+      if (!err.login || !this.loginHandler) throw err;
+      return this.loginHandler(err, message).then(() => this.send(message), () => { throw err; });
+    });
+  }
+
+  send(message) {
     if (this.ws && this.ws.readyState === WebSocket.CONNECTING) {
       return new Promise((resolve, reject) => this.waiting.push({ message, resolve, reject }));
     }

@@ -1,6 +1,6 @@
 // The dashboard: relay and override switches, live readings, the power chart, faults.
 import { $ } from "./dom.js";
-import { dateTimeText, espDate, espToUnix, formatValue, timeText, NO_VALUE } from "./format.js";
+import { clockText, espDate, espToUnix, formatValue, timeText, NO_VALUE } from "./format.js";
 import { model } from "./model.js";
 import { reportError } from "./notify.js";
 import { PowerChart } from "./power-chart.js";
@@ -58,7 +58,9 @@ export function startDashboard(conn, views) {
 
   function showSwitches() {
     const plug = model.things.get(PLUG);
-    const live = conn.state === "open" && plug !== undefined;
+    // Usable while a socket opens (a request then waits for it): a login's reconnect keeps
+    // the focus on the switch that asked for it.
+    const live = conn.state !== "closed" && plug !== undefined;
     relay.disabled = override.disabled = !live;
     if (!plug) return;
     const on = plug.value === 1;
@@ -71,7 +73,7 @@ export function startDashboard(conn, views) {
   function faultText() {
     const meter = model.status && model.status.meter;
     if (model.status && meter === null) return "no meter on this plug";
-    if (meter && meter.fault) return `sensor fault: ${meter.fault}`;
+    if (meter && meter.fault) return "not known (sensor fault)";
     return "no reading yet";
   }
 
@@ -86,9 +88,7 @@ export function startDashboard(conn, views) {
 
   function showLastUpdate() {
     if (model.lastUpdate === null) return;
-    const date = espDate(model.lastUpdate);
-    const today = date.toDateString() === new Date().toDateString();
-    $("#last-update").textContent = today ? timeText(date) : dateTimeText(date);
+    $("#last-update").textContent = clockText(espDate(model.lastUpdate));
   }
 
   function showStatus() {

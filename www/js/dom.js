@@ -27,3 +27,18 @@ export function oncePerFrame(fn) {
     requestAnimationFrame(() => { asked = false; fn(); });
   };
 }
+
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]):not([hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
+
+/** Keep Tab and Shift+Tab inside a modal `dialog`: a modal dialog makes the page behind it
+ * inert, but the browser would still let the focus leave for its own address bar. */
+export function trapFocus(dialog) {
+  dialog.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab") return;
+    const inside = $$(FOCUSABLE, dialog).filter((e) => e.getClientRects().length > 0);
+    if (!inside.length) return;
+    const first = inside[0], last = inside[inside.length - 1];
+    if (event.shiftKey && document.activeElement === first) { last.focus(); event.preventDefault(); }
+    else if (!event.shiftKey && document.activeElement === last) { first.focus(); event.preventDefault(); }
+  });
+}

@@ -4,14 +4,15 @@
 // (the same zone when the phone is at home). A missing bucket (the plug was off) is a 0 bar.
 import { UplotChart } from "./chart.js";
 import { $, $$ } from "./dom.js";
+import { dateText, timeText } from "./format.js";
 import { reportError } from "./notify.js";
 
 const HEIGHT = 240;
 const SPANS = {
-  day: { period: "hour", label: (d) => d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", year: "numeric" }) },
-  week: { period: "day", label: (d) => `Week of ${d.toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" })}` },
-  month: { period: "day", label: (d) => d.toLocaleDateString([], { month: "long", year: "numeric" }) },
-  year: { period: "month", label: (d) => String(d.getFullYear()) },
+  day: { period: "hour", label: (d) => dateText(d, { weekday: "short", day: "numeric", month: "short", year: "numeric" }) },
+  week: { period: "day", label: (d) => `Week of ${dateText(d)}` },
+  month: { period: "day", label: (d) => dateText(d, { month: "long", year: "numeric" }) },
+  year: { period: "month", label: (d) => dateText(d, { year: "numeric" }) },
 };
 
 const secs = (date) => Math.floor(date.getTime() / 1000);
@@ -31,16 +32,16 @@ export function slots(span, first, end) {
   const out = [];
   if (span === "day") {
     for (let t = secs(first); t < secs(end); t += 3600) {
-      out.push({ start: t, label: String(new Date(t * 1000).getHours()) });
+      out.push({ start: t, label: dateText(new Date(t * 1000), { hour: "numeric" }) });
     }
   } else if (span === "year") {
     for (let m = 0; m < 12; m++) {
       const d = new Date(first.getFullYear(), m, 1);
-      out.push({ start: secs(d), label: d.toLocaleDateString([], { month: "narrow" }) });
+      out.push({ start: secs(d), label: dateText(d, { month: "narrow" }) });
     }
   } else {
     for (let d = new Date(first); d < end; d = new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1)) {
-      out.push({ start: secs(d), label: span === "week" ? d.toLocaleDateString([], { weekday: "narrow" }) : String(d.getDate()) });
+      out.push({ start: secs(d), label: span === "week" ? dateText(d, { weekday: "narrow" }) : dateText(d, { day: "numeric" }) });
     }
   }
   return out;
@@ -119,8 +120,8 @@ export class EnergyChart extends UplotChart {
     const wh = this.values[i];
     const when = new Date(this.slots[i].start * 1000);
     const at = this.slots.length > 12 && this.slots[1] && this.slots[1].start - this.slots[0].start < 7200
-      ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-      : when.toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" });
+      ? timeText(when, { seconds: false })
+      : dateText(when);
     this.note.textContent = `${at}: ${energyText(wh)}${this.price ? `, ${costText(wh / 1000 * this.price, this.currency)}` : ""}`;
   }
 }

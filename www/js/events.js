@@ -1,12 +1,13 @@
 // The Events view: the plug's log, newest first, kept live by `event` pushes.
 import { $, el } from "./dom.js";
-import { dateTimeText, espDate, timeText } from "./format.js";
+import { dateTimeText, espDate, whenText } from "./format.js";
 import { reportError } from "./notify.js";
 
 const KEEP = 300;  // as many as the daemon keeps (200 important, 100 others)
 
-/** Why an event happened, in words: the daemon sends its cause as "<kind> <detail>". */
-export function causeText(cause) {
+/** Why an event happened, in words: the daemon sends its cause as "<kind> <detail>"; a detail
+ * the event's message already says is not said twice. */
+export function causeText(cause, message = "") {
   if (!cause) return "";
   const [kind, ...rest] = String(cause).split(" ");
   const detail = rest.join(" ");
@@ -14,7 +15,7 @@ export function causeText(cause) {
     case "user": return detail ? `by a person at ${detail}` : "by a person";
     case "recipe": {
       const [id, sentence] = detail.split(/, (.*)/s);
-      return sentence ? `by recipe ${id}: ${sentence}` : `by recipe ${id}`;
+      return sentence && !message.includes(sentence) ? `by recipe ${id}: ${sentence}` : `by recipe ${id}`;
     }
     case "protection": return detail ? `by the protection: ${detail}` : "by the protection";
     case "start": return "at start";
@@ -32,13 +33,16 @@ export function causeText(cause) {
 
 const identity = (e) => JSON.stringify([e.kind, e.subject ?? "", e.message]);
 
-/** "×200, last 12:03:05": the count of a repeated event and when the latest was, with its
- * date when that is another day than the first's. */
-export function repeatText(e) {
-  const first = espDate(e.time);
-  const last = espDate(e.last ?? e.time);
-  const when = first.toDateString() === last.toDateString() ? timeText(last) : dateTimeText(last);
-  return `×${e.count}, last ${when}`;
+const REFRESH = 10000;  // ms: "12 s ago" is written again this often while the list is shown
+
+/** A <time> that reads "12 s ago" while recent, with the full date and time as its title. */
+function stamp(date) {
+  return el("time", { datetime: date.toISOString(), title: dateTimeText(date) }, whenText(date));
+}
+
+/** "×200, last 3 min ago": the count of a repeated event and when the latest was. */
+function repeats(e) {
+  return el("span", { class: "muted repeats" }, `×${e.count}, last `, stamp(espDate(e.last ?? e.time)));
 }
 
 export function startEvents(conn, views) {
@@ -46,12 +50,11 @@ export function startEvents(conn, views) {
   let loaded = false;
 
   function row(e) {
-    const repeats = e.count > 1 ? el("span", { class: "muted repeats" }, repeatText(e)) : null;
     const item = el("li", { class: `event kind-${String(e.kind).replace(/\W/g, "")}` },
-      el("time", { datetime: espDate(e.time).toISOString() }, dateTimeText(espDate(e.time))),
+      stamp(espDate(e.time)),
       el("span", { class: "badge" }, e.kind),
-      el("span", { class: "message" }, e.message, repeats ? " " : null, repeats),
-      e.cause ? el("span", { class: "muted cause" }, causeText(e.cause)) : null);
+      el("span", { class: "message" }, e.message, e.count > 1 ? [" ", repeats(e)] : null),
+      e.cause ? el("span", { class: "muted cause" }, causeText(e.cause, e.message)) : null);
     item.dataset.identity = identity(e);
     item.dataset.count = String(e.count ?? 1);
     return item;
@@ -77,5 +80,9 @@ export function startEvents(conn, views) {
     while (list.children.length > KEEP) list.lastElementChild.remove();
   });
   conn.onOpen(() => { if (loaded || views.visible("events")) load(); });
+  setInterval(() => {
+    if (!views.visible("events")) return;
+    for (const time of list.querySelectorAll("time")) time.textContent = whenText(new Date(time.dateTime));
+  }, REFRESH);
   views.register("events", { shown: load });
 }

@@ -33,6 +33,29 @@ export function formatNumber(value, digits) {
 
 const joinUnit = (text, unit) => (unit ? `${text} ${unit}` : text);
 
+// Time is written in one way everywhere: how long ago for what just happened ("12 s ago"),
+// else in the reader's own locale through Intl.DateTimeFormat, never a hand-made date string.
+
+const RECENT = 3600;  // s: younger than this reads as "… ago"
+const FORMATS = new Map();
+
+/** A cached Intl.DateTimeFormat in the reader's locale; a zone the browser does not know
+ * falls back to the browser's own rather than failing the view. */
+function formatter(options) {
+  const key = JSON.stringify(options);
+  if (!FORMATS.has(key)) {
+    let format;
+    try {
+      format = new Intl.DateTimeFormat(undefined, options);
+    } catch {
+      const { timeZone, ...rest } = options;
+      format = new Intl.DateTimeFormat(undefined, rest);
+    }
+    FORMATS.set(key, format);
+  }
+  return FORMATS.get(key);
+}
+
 /** "4 s ago", "3 min ago", "2 h ago", "5 d ago". */
 export function ago(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "never";
@@ -43,12 +66,48 @@ export function ago(seconds) {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
-export function timeText(date) {
-  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+/** The time of day, with seconds unless `seconds` is false; `timeZone` names another zone. */
+export function timeText(date, { seconds = true, timeZone } = {}) {
+  return formatter({ hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}),
+                     ...(timeZone ? { timeZone } : {}) }).format(date);
 }
 
+/** A date, or any other parts of one `options` names (Intl.DateTimeFormat's own options). */
+export function dateText(date, options = { day: "numeric", month: "short", year: "numeric" }) {
+  return formatter(options).format(date);
+}
+
+/** Date and time in full, for what is not recent or a title to hover over. */
 export function dateTimeText(date) {
-  return date.toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+  return formatter({ dateStyle: "short", timeStyle: "medium" }).format(date);
+}
+
+/** A moment: its time of day when that is today, else with its date. */
+export function clockText(date, now = new Date()) {
+  return date.toDateString() === now.toDateString() ? timeText(date) : dateTimeText(date);
+}
+
+/** When something happened: "12 s ago" within the hour, else as `clockText`. */
+export function whenText(date, now = new Date()) {
+  const age = (now - date) / 1000;
+  return age >= -5 && age < RECENT ? ago(age) : clockText(date, now);
+}
+
+/** A chart's time tick, as fine as the `step` (s) between ticks needs: seconds, minutes, days. */
+export function tickText(date, step) {
+  if (step < 60) return timeText(date);
+  if (step < 86400) return timeText(date, { seconds: false });
+  return dateText(date, { weekday: "short", day: "numeric" });
+}
+
+/** The calendar day ("2026-12-06"), 24 h time ("16:42") and weekday of a Unix time in zone
+ * `timeZone` (undefined: the browser's): to compare days and to match a schedule's own words. */
+export function zonedParts(seconds, timeZone) {
+  const format = formatter({ year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+                             minute: "2-digit", hourCycle: "h23", weekday: "long",
+                             ...(timeZone ? { timeZone } : {}) });
+  const p = Object.fromEntries(format.formatToParts(new Date(seconds * 1000)).map((x) => [x.type, x.value]));
+  return { day: `${p.year}-${p.month}-${p.day}`, time: `${p.hour}:${p.minute}`, weekday: p.weekday };
 }
 
 /** Parse what a person typed as a number ("18", "18.5", "18,5"); NaN when it is not one. */

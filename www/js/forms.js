@@ -1,6 +1,7 @@
 // Errors shown next to the field they concern, whether the page or the daemon found them.
 import { $, $$ } from "./dom.js";
 
+/** Forget every complaint in `form`: done before each try, so only the new ones show. */
 export function clearErrors(form) {
   for (const p of $$(".field-error, .form-error", form)) p.textContent = "";
   for (const input of $$("[aria-invalid]", form)) input.removeAttribute("aria-invalid");
@@ -10,15 +11,33 @@ export function clearErrors(form) {
 export function fieldError(form, name, text) {
   const field = $$(".field", form).find((f) => f.dataset.field === name);
   if (!field) return false;
-  $(".field-error", field).textContent = text;
+  const error = $(".field-error", field);
+  error.textContent = text;
   const inputs = $$("input:not([hidden]), select:not([hidden])", field);
-  for (const input of inputs) input.setAttribute("aria-invalid", "true");
+  for (const input of inputs) {
+    input.setAttribute("aria-invalid", "true");
+    if (!error.id) error.id = `${input.id || name.replace(/\W/g, "-")}-error`;
+    input.setAttribute("aria-describedby", error.id);
+  }
+  // Once the person changes the field, its old complaint no longer holds ("input" only: a
+  // "change" may come on leaving the field, after a newer complaint about the same value).
+  field.addEventListener("input", () => clearField(field), { once: true });
   if (inputs[0] && !form.contains(document.activeElement)) inputs[0].focus();
+  else if ($$(".field-error", form).find((p) => p.textContent) === error) field.scrollIntoView({ block: "nearest" });
   return true;
 }
 
+function clearField(field) {
+  $(".field-error", field).textContent = "";
+  for (const input of $$("[aria-invalid]", field)) input.removeAttribute("aria-invalid");
+}
+
+/** An error about the whole form, at its top and scrolled into sight: it may come long after
+ * the click (an import's file is read first) with the form off the screen. */
 export function formError(form, text) {
-  $(".form-error", form).textContent = text;
+  const error = $(".form-error", form);
+  error.textContent = text;
+  error.scrollIntoView({ block: "nearest" });
 }
 
 /**

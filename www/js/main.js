@@ -3,14 +3,10 @@ import { startAuth } from "./auth.js";
 import { Connection } from "./connection.js";
 import { startDashboard } from "./dashboard.js";
 import { $ } from "./dom.js";
-import { startEnergy } from "./energy.js";
 import { startEvents } from "./events.js";
 import { attachModel, model } from "./model.js";
 import { startNodes } from "./nodes.js";
 import "./notify.js";
-import { startRecipes } from "./recipes.js";
-import { startSchedules } from "./schedules.js";
-import { startSettings } from "./settings.js";
 import { views } from "./views.js";
 
 const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
@@ -20,11 +16,12 @@ attachModel(conn);  // first, so every view's handler sees the model already upd
 startAuth(conn);  // its request_session goes out before the views' requests
 startDashboard(conn, views);
 startNodes(conn, views);
-startRecipes(conn, views);
-startSchedules(conn, views);
-startEnergy(conn, views);
 startEvents(conn, views);
-startSettings(conn, views);
+// Views a visit to the Dashboard does not need come with their first showing: a smaller first load.
+views.later("recipes", () => import("./recipes.js").then((m) => m.startRecipes(conn, views)));
+views.later("schedules", () => import("./schedules.js").then((m) => m.startSchedules(conn, views)));
+views.later("energy", () => import("./energy.js").then((m) => m.startEnergy(conn, views)));
+views.later("settings", () => import("./settings.js").then((m) => m.startSettings(conn, views)));
 
 conn.on("*", () => {
   if (model.nodeName && $("#node-name").textContent !== model.nodeName) {

@@ -3,6 +3,7 @@ import { $, el } from "./dom.js";
 
 const SHOWN_FOR = { info: 3000, error: 7000 };
 
+/** Tell the person `text` for a few seconds; an error stays longer and is announced at once. */
 export function notify(text, kind = "info") {
   if (kind === "error") console.error(`plugd: ${text}`);  // kept in the console after the toast goes
   const box = $("#toasts");

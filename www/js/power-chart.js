@@ -4,7 +4,7 @@
 // clock, in Unix seconds, so history from the daemon and live points line up even if this
 // device's clock is off.
 import { UplotChart } from "./chart.js";
-import { espToUnix, timeText } from "./format.js";
+import { dateText, espToUnix, tickText, timeText } from "./format.js";
 
 export const SPAN = 600;  // seconds kept and shown, one point a second
 const HEIGHT = 220;
@@ -102,7 +102,8 @@ export class PowerChart extends UplotChart {
                      width: 2, points: { show: false } },
                ...(this.lows ? [{ label: "Lowest", stroke: color("--muted"), width: 1, dash: [4, 4], points: { show: false } },
                                 { label: "Highest", stroke: color("--muted"), width: 1, points: { show: false } }] : [])],
-      axes: [axis, { ...axis, size: 56, values: (u, ticks) => ticks.map(watts) }],
+      axes: [{ ...axis, space: 70, values: (u, ticks, i, space, step) => ticks.map((t) => tickText(new Date(t * 1000), step)) },
+             { ...axis, size: 56, values: (u, ticks) => ticks.map(watts) }],
       hooks: { setCursor: [(u) => this.readout(u.cursor.idx)] },
     }, this.data(), this.box);
   }
@@ -112,7 +113,7 @@ export class PowerChart extends UplotChart {
     const y = this.ys[i];
     const when = new Date(this.xs[i] * 1000);
     if (this.lows) {
-      const at = when.toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
+      const at = dateText(when, { weekday: "short", hour: "2-digit", minute: "2-digit" });
       this.note.textContent = y === null ? `${at}: no reading`
         : `${at}: ${y.toFixed(0)} W (${this.lows[i].toFixed(0)}–${this.highs[i].toFixed(0)} W)`;
       return;

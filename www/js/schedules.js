@@ -2,7 +2,7 @@
 // the editor, and the plug's location for sunrise and sunset.
 // Times are shown in the plug's own time zone (the daemon names it), whatever the browser's.
 import { $, el } from "./dom.js";
-import { parseNumber } from "./format.js";
+import { dateText, parseNumber, zonedParts } from "./format.js";
 import { clearErrors, fieldError, showApiError, whileBusy } from "./forms.js";
 import { notify, reportError } from "./notify.js";
 
@@ -11,20 +11,10 @@ const SHORT = DAYS.map((d) => d.slice(0, 3));
 const ACTIONS = { on: "Switch on", off: "Switch off", toggle: "Switch over" };
 const REFRESH = 60000;  // ms: "today" becomes "yesterday" at midnight; the list is asked again this often
 
-/** Date parts of a Unix time in zone `tz` (undefined: the browser's). */
+/** Date parts of a Unix time in zone `tz` (undefined: the browser's), and its date in words. */
 function parts(seconds, tz) {
-  const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
-                    hourCycle: "h23", weekday: "long" };
-  let format;
-  try {
-    format = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: tz || undefined });
-  } catch {
-    format = new Intl.DateTimeFormat("en-GB", options);  // a zone this browser does not know
-  }
-  const p = Object.fromEntries(format.formatToParts(new Date(seconds * 1000)).map((x) => [x.type, x.value]));
-  return { day: `${p.year}-${p.month}-${p.day}`, time: `${p.hour}:${p.minute}`, weekday: p.weekday,
-           date: `${Number(p.day)} ${new Date(Date.UTC(2000, Number(p.month) - 1, 1))
-             .toLocaleString("en-GB", { month: "short", timeZone: "UTC" })}` };
+  const date = dateText(new Date(seconds * 1000), { day: "numeric", month: "short", ...(tz ? { timeZone: tz } : {}) });
+  return { ...zonedParts(seconds, tz || undefined), date };
 }
 
 /** "today", "tomorrow", "on Friday" or "on 15 Jan", as `seconds` is seen from now in `tz`. */

@@ -11,6 +11,10 @@ export const views = {
    * `hooks.hidden()` when another view replaces it (stop what only it needs). */
   register(name, hooks) { this.hooks.set(name, hooks); },
 
+  /** A view whose module is loaded, and `start` run, the first time it is shown. */
+  loaders: new Map(),
+  later(name, start) { this.loaders.set(name, start); },
+
   show(name) {
     if (!NAMES.includes(name)) name = NAMES[0];
     const before = this.hooks.get(this.current);
@@ -22,6 +26,13 @@ export const views = {
       else link.removeAttribute("aria-current");
     }
     const hooks = this.hooks.get(name);
+    const start = this.loaders.get(name);
+    if (!hooks && start) {
+      this.loaders.delete(name);
+      start().then(() => { if (this.current === name) this.show(name); })
+        .catch((err) => { this.loaders.set(name, start); console.error(`The ${name} view did not load`, err); });
+      return;
+    }
     if (hooks && hooks.shown) hooks.shown();
   },
 
