@@ -1,20 +1,25 @@
 # plugd: `make run` starts a simulated plug, `make test` runs every test.
-# Both set up what they need first (a virtualenv with plugd and its test tools).
+# Each sets up what it needs first: `make run` a virtualenv with plugd and what it runs on,
+# `make test` the same plus the test tools and what the harnesses need from Debian.
+# `make run PORT=8081` serves the page on another port (0: any free one, printed).
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# The page's port for `make run` (from the command line only, not the environment).
+PORT   := 8080
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 READY  := $(VENV)/.ready-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
 # What the whole test suite needs from Debian: the systemd bindings' build, systemd-analyze
 # (units), seccomp for the sandbox test, `ip netns` and setpriv (the namespace mesh), unshare
 # (mDNS, maintainer scripts), mount (the full-disk tmpfs), dpkg-deb, lintian and what the .deb
-# takes from Debian, git (the .deb's date), and Chromium for the browser tests (Playwright
+# takes from Debian, debootstrap (the .deb installed and purged by apt in a fresh Debian), git
+# (the .deb's date), and Chromium for the browser tests (Playwright
 # drives the distribution's browser, it downloads none), mosquitto, its clients and openssl
 # (the MQTT tests' broker, the documented removal, their test CA).
 TEST_DEBS := gcc pkg-config libsystemd-dev systemd python3-seccomp iproute2 util-linux mount \
-             dpkg lintian git python3-colorzero python3-smbus2 python3-systemd \
+             dpkg lintian debootstrap git python3-colorzero python3-smbus2 python3-systemd \
              python3-click python3-h11 python3-idna \
              python3-prometheus-client chromium fonts-dejavu-core \
              mosquitto mosquitto-clients openssl
@@ -30,12 +35,14 @@ $(READY):
 	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e .
 	rm -f $(VENV)/.ready-* && touch $@
 
+RUN_AT = $(if $(filter 0,$(PORT)),the address it prints,http://localhost:$(PORT); plugctl: $(VENV)/bin/plugctl --port $(PORT) status)
+
 run: $(READY)
-	@echo "plugd: page at http://localhost:8080, mesh on loopback; plugctl: $(VENV)/bin/plugctl --port 8080 status"
-	$(VENV)/bin/plugd --simulate
+	@echo "plugd: mesh on loopback, page at $(RUN_AT)"
+	$(VENV)/bin/plugd --simulate --http-port $(PORT)
 
 $(TEST_READY): $(READY)
 	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || \

@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     p.add_argument("--gen-key", action="store_true",
                    help="print a new [mesh] mesh_key (192 random bits) and exit")
-    p.add_argument("--http-port", type=int, metavar="N", help="port of the page and /ws")
+    p.add_argument("--http-port", type=int, metavar="N",
+                   help="port of the page and /ws (0: any free port, printed on stdout)")
     p.add_argument("--udp-port", type=int, metavar="N", help="mesh port (ESP8266 nodes use 2390)")
     p.add_argument("--state-dir", metavar="DIR", help="where things, recipes and nodes are kept")
     p.add_argument("--node-name", metavar="NAME", help="this node's name on the mesh")
@@ -67,11 +68,17 @@ async def serve(config: Config, reload_config: Any, repeats: RepeatFilter) -> in
     from plugd.service.daemon import Daemon
 
     daemon = Daemon(config, reload_config=reload_config, repeats=repeats)
+    passed = listen_socket()
     try:
-        await daemon.start(listen_socket())
+        await daemon.start(passed)
     except (PlugdError, OSError) as err:
-        logging.getLogger("plugd").error("cannot start: %s", err)
+        # One line on stderr (the journal keeps it too), as for a configuration error.
+        print(f"plugd: cannot start: {err}", file=sys.stderr, flush=True)
         return 1
+    if passed is None and config.http.port == 0:  # the kernel chose: say which
+        host = config.http.bind or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        print(f"plugd: page on http://{host}:{daemon.web.port}/", flush=True)
     try:
         await daemon.run()
     finally:
