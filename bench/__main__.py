@@ -23,16 +23,18 @@ from bench import (
     flood,
     footprint,
     history,
+    idle,
     ingest,
     latency,
     mqtt,
     service,
+    soak,
 )
 from bench.report import Row, exit_status, table
 
 #: Each module has a NAME and a `run() -> list[Row]`.
-BENCHMARKS = [latency, ingest, footprint, accuracy, energy, acquisition, service, fanout, flood,
-              mqtt, history]
+BENCHMARKS = [latency, ingest, footprint, accuracy, energy, acquisition, service, idle, fanout,
+              flood, mqtt, history, soak]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 

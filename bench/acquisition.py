@@ -182,7 +182,8 @@ def sampler_for(config: Config, emulator: ADS1115Emulator, factory: MockFactory 
     adc = config.adc
     return Sampler(lambda: emulator, address=adc.address, channel=adc.channel,
                    full_scale=adc.full_scale, data_rate=adc.data_rate, alert_pin=adc.alert_pin,
-                   pin_factory=factory, consume=consume, on_fault=faults.append)
+                   pin_factory=factory, consume=consume, on_fault=faults.append,
+                   clock=emulator.clock)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
@@ -33,7 +34,14 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench import load
-from bench.harness import PROCESS_CONFIG, QUIET, accounted, logged_errors, percentile
+from bench.harness import (
+    PROCESS_CONFIG,
+    QUIET,
+    accounted,
+    cpu_limits,
+    logged_errors,
+    percentile,
+)
 from bench.report import Row, run_alone
 from bench.soak import rss_kib
 from tests.support import Client, PlugdProcess, until
@@ -44,6 +52,8 @@ FLEET = range(400_001, 400_101)  # the valid senders
 SHARES = (0.5, 0.25, 0.25)  # valid, junk, spoofed
 PREBUILT = 20_000
 IDLE_SWITCHES = 200
+#: The runs on a smaller board's CPU: seconds of flood and idle switches.
+LIMITED_SECONDS, LIMITED_IDLE_SWITCHES = 20.0, 100
 GAP = 0.05  # seconds between two switches
 ANSWER_TIMEOUT = 10.0  # a switch unanswered this long counts as missed
 WARMUP = 2.0  # seconds of flood before switching counts
@@ -288,10 +298,12 @@ async def measure(uri: str, token: str, pid: int, port: int, seconds: float, rat
     return Outcome(idle, flood, rate, sent, (began, ended), pushes, rss, before, after)
 
 
-def flood(seconds: float = 60.0, rate: float = RATE, idle_switches: int = IDLE_SWITCHES) -> Outcome:
-    """Run a `plugd --simulate`, switch it idle, then flooded; stop it; what was seen."""
+def flood(seconds: float = 60.0, rate: float = RATE, idle_switches: int = IDLE_SWITCHES,
+          prefix: Sequence[str] = ()) -> Outcome:
+    """Run a `plugd --simulate` (wrapped in `prefix`: on a smaller board's CPU), switch it
+    idle, then flooded; stop it; what was seen."""
     with tempfile.TemporaryDirectory(prefix="plugd-flood-") as tmp:
-        plug = PlugdProcess(Path(tmp), *QUIET, config=PROCESS_CONFIG)
+        plug = PlugdProcess(Path(tmp), *QUIET, config=PROCESS_CONFIG, prefix=prefix)
         assert plug.proc is not None
         try:
             outcome = asyncio.run(measure(f"ws://127.0.0.1:{plug.http}/ws", plug.token,
@@ -303,8 +315,8 @@ def flood(seconds: float = 60.0, rate: float = RATE, idle_switches: int = IDLE_S
     return outcome
 
 
-def rows(outcome: Outcome) -> list[Row]:
-    """The outcome as table rows against the targets."""
+def rows(outcome: Outcome, label: str = "") -> list[Row]:
+    """The outcome as table rows against the targets; `label` names a limited CPU."""
     idle, flooded = outcome.idle, outcome.flood
     ratio = flooded.p99_ms() / idle.p99_ms()
     push_ratio = flooded.push_p99_ms() / idle.push_p99_ms()
@@ -319,12 +331,14 @@ def rows(outcome: Outcome) -> list[Row]:
 
     sent = outcome.sent
     return [
-        Row(NAME, "switch to answer p99, flood / idle", f"{ratio:.2f}",
+        Row(NAME, f"switch to answer p99, flood / idle{label}",
+            f"{flooded.p99_ms():.2f} ms / {idle.p99_ms():.2f} ms = {ratio:.2f}",
             f"≤ {TARGET_RATIO:g}", ratio <= TARGET_RATIO and not flooded.missed),
-        Row(NAME, "switch to thing_update push p99, flood / idle", f"{push_ratio:.2f}",
+        Row(NAME, f"switch to thing_update push p99, flood / idle{label}",
+            f"{flooded.push_p99_ms():.2f} ms / {idle.push_p99_ms():.2f} ms = {push_ratio:.2f}",
             f"≤ {TARGET_RATIO:g}", push_ratio <= TARGET_RATIO and not flooded.missed),
-        Row(NAME, "switch, idle", idle.summary()),
-        Row(NAME, "switch, flooded", flooded.summary()),
+        Row(NAME, f"switch, idle{label}", idle.summary()),
+        Row(NAME, f"switch, flooded{label}", flooded.summary()),
         Row(NAME, "flood sent (one process, to 127.0.0.1)",
             f"{sent.count:,} datagrams in {sent.seconds:.1f} s = {sent.rate:,.0f}/s "
             f"(asked {outcome.rate:,.0f}/s; {SHARES[0]:.0%} valid from {len(FLEET)} "
@@ -348,10 +362,22 @@ def rows(outcome: Outcome) -> list[Row]:
     ]
 
 
+def limited(rate: float = RATE) -> list[Row]:
+    """The flood again, shorter, with the daemon on a smaller board's CPU: the ratios, the
+    switching and what it took in."""
+    measured: list[Row] = []
+    with cpu_limits() as (limits, missing):
+        for limit in limits[1:]:
+            outcome = flood(LIMITED_SECONDS, rate, LIMITED_IDLE_SWITCHES, limit.prefix)
+            measured += rows(outcome, f", daemon on {limit.label}")[:6]
+    return measured + [Row(NAME, "smaller board", f"not measured: {why}") for why in missing]
+
+
 def run(seconds: float = 60.0, rate: float = RATE) -> list[Row]:
-    """`make flood`'s run: rows, with the machine's load before and after."""
+    """`make flood`'s run, then shorter ones on a smaller board's CPU: rows, with the
+    machine's load before and after."""
     load_before = os.getloadavg()[0]
-    measured = rows(flood(seconds, rate))
+    measured = rows(flood(seconds, rate)) + limited(rate)
     return [*measured, Row(NAME, "machine load average (1 min) before / after the run",
                            f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
                            f"(other work on the machine raises every latency)")]

@@ -8,14 +8,18 @@ directory, and every socket on loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import os
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,100 @@ PROCESS_CONFIG = {"mesh": {"interval": 1.0, "bind": "127.0.0.1"},
                   "http": {"max_connections": 2048, "max_connections_per_client": 2048}}
 #: Its log level: warnings and errors only, which the benchmarks count.
 QUIET = ("--log-level", "warning")
+
+
+#: The small board's share of one core, for the benchmarks that run the daemon limited.
+QUOTA = 0.25
+#: The CPU quota's period, in microseconds (the kernel's default).
+QUOTA_PERIOD = 100_000
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A way to run a process as on a smaller board: its name and the command that wraps it
+    (it execs the process, which keeps its pid)."""
+
+    label: str
+    prefix: tuple[str, ...]
+
+
+@contextmanager
+def cpu_limits() -> Iterator[tuple[list[Limit], list[str]]]:
+    """The limits this machine allows beside full speed: pinned to one core (`taskset -c 0`)
+    and a quarter of a core (`systemd-run --scope -p CPUQuota=25%`, else a cgroup of the
+    bench's own with its quota written directly, v2's cpu.max or v1's cpu.cfs_quota_us).
+    Yields them and, for each that cannot be had here, why; the cgroup goes on the way out."""
+    limits = [Limit("full speed", ())]
+    missing = []
+    if shutil.which("taskset"):
+        limits.append(Limit("one core (taskset -c 0)", ("taskset", "-c", "0")))
+    else:
+        missing.append("one core: no taskset")
+    quarter = f"{QUOTA:.0%} of a core"
+    scope = ("systemd-run", "--scope", "--quiet", "-p", f"CPUQuota={QUOTA:.0%}", "--")
+    made: Path | None = None
+    if shutil.which("systemd-run") and subprocess.run(
+            [*scope, "true"], capture_output=True, check=False).returncode == 0:
+        limits.append(Limit(f"{quarter} (systemd-run CPUQuota)", scope))
+    else:
+        made, why = _quota_cgroup()
+        if made is not None:
+            limits.append(Limit(f"{quarter} (cgroup {why})",
+                                ("sh", "-c", 'echo $$ > "$0" && exec "$@"',
+                                 str(made / "cgroup.procs"))))
+        else:
+            missing.append(f"{quarter}: systemd-run cannot make a scope here, and {why}")
+    try:
+        yield limits, missing
+    finally:
+        if made is not None:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def _quota_cgroup() -> tuple[Path | None, str]:
+    """A cgroup with a quarter of a core: its directory and its kind, or None and why not."""
+    quota = round(QUOTA * QUOTA_PERIOD)
+    v2, v1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")
+    name = f"plugd-bench-{os.getpid()}"
+    try:
+        controllers = v2 / "cgroup.controllers"
+        if controllers.exists() and "cpu" in controllers.read_text().split():
+            (v2 / "cgroup.subtree_control").write_text("+cpu")
+            made = v2 / name
+            made.mkdir()
+            (made / "cpu.max").write_text(f"{quota} {QUOTA_PERIOD}")
+            return made, "v2 cpu.max"
+        if (v1 / "cpu.cfs_quota_us").exists():
+            made = v1 / name
+            made.mkdir()
+            (made / "cpu.cfs_period_us").write_text(str(QUOTA_PERIOD))
+            (made / "cpu.cfs_quota_us").write_text(str(quota))
+            return made, "v1 cpu.cfs_quota_us"
+    except OSError as err:
+        return None, f"no cgroup could be made ({err})"
+    return None, "no cgroup CPU controller is mounted"
+
+
+#: The niceness the latency benchmarks run at when they may (as root): other work on a shared
+#: machine then disturbs what is measured less. Children inherit it.
+NICENESS = -10
+
+
+@contextmanager
+def raised_priority() -> Iterator[str]:
+    """Run this thread, and the processes and threads it starts, at NICENESS if allowed.
+    Yields what was done, for the report."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, NICENESS)
+    except OSError:
+        yield f"at niceness {before} (not allowed to raise it)"
+        return
+    try:
+        yield f"at niceness {NICENESS}, servers and readers alike"
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 def enlarge_receive_buffer(sock: Any) -> int:

@@ -14,6 +14,13 @@ full) is reported, not hidden, and so is the CPU share the receiving thread
 got: the simulated ADC's threads take a few percent of it; much less than
 ~90% means something else on the machine took the CPU.
 Trials alternate bare/daemon; medians count.
+
+At a fixed rate (PACED_RATE, what a busy LAN might send) the figure is the CPU
+the receiving thread spends per datagram, the daemon's beside the bare
+receiver's; both include the daemon's own idle work on that loop, so the
+difference is what plugd spends on each datagram. Both figures are taken again
+with the signed mesh on: a daemon with a `mesh_key`, a sender that signs each
+datagram with growing counters (the bare receiver only counts, signed or not).
 """
 
 from __future__ import annotations
@@ -44,6 +51,11 @@ SAMPLE_EVERY = 0.002
 QUIET = 0.3  # no new datagram for this long after the sender ended: drained
 TARGET_RATE = 20_000
 TARGET_RATIO = 0.5
+PACED_RATE = 20_000
+PACED_SECONDS = 3.0
+PACED_TRIALS = 3
+#: The signed mesh's key for the signed trials (random letters: strong enough to be accepted).
+MESH_KEY = "q7Vx2LmP9sKd4RtW8nZb3YcH"
 
 
 @dataclass(frozen=True)
@@ -82,11 +94,12 @@ class Counting(asyncio.DatagramProtocol):
         self.count += 1
 
 
-async def trial(port: int, count: Callable[[], int]) -> Trial:
-    """Blast datagrams at `port`; watch `count` (datagrams taken in) from this loop."""
+async def trial(port: int, count: Callable[[], int], key: bytes | None = None) -> Trial:
+    """Blast datagrams at `port` (signed with `key`); watch `count` (datagrams taken in) from
+    this loop."""
     base = count()
     samples: list[tuple[float, float, int]] = []  # (time, thread CPU time, count)
-    with load.Sender(port, NODES, count=PACKETS, max_seconds=SEND_SECONDS) as sender:
+    with load.Sender(port, NODES, count=PACKETS, max_seconds=SEND_SECONDS, key=key) as sender:
         deadline = time.monotonic() + SEND_SECONDS + 10.0
         while time.monotonic() < deadline:
             await asyncio.sleep(SAMPLE_EVERY)
@@ -102,6 +115,41 @@ async def trial(port: int, count: Callable[[], int]) -> Trial:
     (first_t, first_cpu, first_n), (last_t, last_cpu, last_n) = moving[0], moving[-1]
     return Trial(last_n - first_n, last_t - first_t, last_cpu - first_cpu, sent,
                  sent.count - (count() - base))
+
+
+@dataclass(frozen=True)
+class Paced:
+    """A trial at a fixed rate: datagrams taken in, and the receiving thread's CPU meanwhile."""
+    processed: int
+    cpu_seconds: float
+    seconds: float
+
+    @property
+    def micros(self) -> float:
+        """CPU microseconds of the receiving thread per datagram."""
+        return self.cpu_seconds / max(1, self.processed) * 1e6
+
+    def __str__(self) -> str:
+        """Per datagram, and the share of a core at this rate."""
+        return f"{self.micros:.1f} µs ({self.cpu_seconds / self.seconds:.0%} of a core)"
+
+
+async def paced(port: int, count: Callable[[], int], key: bytes | None = None) -> Paced:
+    """Send PACED_RATE datagrams a second for PACED_SECONDS to `port`; the thread's CPU over
+    the datagrams `count` saw."""
+    base = count()
+    with load.Sender(port, NODES, count=int(PACED_RATE * PACED_SECONDS), rate=PACED_RATE,
+                     max_seconds=PACED_SECONDS + 2.0, key=key) as sender:
+        while count() == base:  # the sender has started
+            await asyncio.sleep(SAMPLE_EVERY)
+        began, cpu, first = time.monotonic(), time.thread_time(), count()
+        last, changed, spent = first, began, 0.0
+        while sender.running or time.monotonic() - changed < QUIET:
+            await asyncio.sleep(SAMPLE_EVERY)
+            if count() != last:  # the span ends at the last datagram seen
+                last, changed, spent = count(), time.monotonic(), time.thread_time() - cpu
+        await sender.finished()
+    return Paced(last - first, spent, changed - began)
 
 
 async def install_recipes(daemon: Daemon) -> None:
@@ -136,7 +184,12 @@ async def measure(trials: int = TRIALS) -> list[Row]:
             for _ in range(trials):
                 bare_trials.append(await trial(bare_port, lambda: bare.count))
                 daemon_trials.append(await trial(daemon_port, lambda: counters.received))
+            bare_paced, daemon_paced = [], []
+            for _ in range(PACED_TRIALS):
+                bare_paced.append(await paced(bare_port, lambda: bare.count))
+                daemon_paced.append(await paced(daemon_port, lambda: counters.received))
             invalid, accepted = counters.invalid, counters.accepted
+        signed = await _signed(trials, bare_port, lambda: bare.count)
         mqtt_trials = await _with_mqtt(trials)
     finally:
         bare_transport.close()
@@ -163,11 +216,52 @@ async def measure(trials: int = TRIALS) -> list[Row]:
             f"receive buffer {granted // 1024} KiB; "
             f"daemon: {accepted:,} accepted, {invalid} invalid"),
         running.error_row(NAME),
+        *_paced_rows("", bare_paced, daemon_paced),
+        *signed,
         Row(NAME, "daemon with the MQTT outlet on (bridge_mesh: every peer published), median",
             "not measured: no mosquitto" if not mqtt_trials else
             f"{statistics.median(t.rate for t in mqtt_trials):,.0f} datagrams/s, "
             f"{statistics.median(t.rate for t in mqtt_trials) / daemon_rate:.2f} of the rate "
             f"without ({', '.join(map(str, mqtt_trials))})"),
+    ]
+
+
+def _paced_rows(label: str, bare: list[Paced], daemon: list[Paced]) -> list[Row]:
+    """CPU per datagram at PACED_RATE, the daemon's beside the bare receiver's."""
+    ours = statistics.median(t.micros for t in daemon)
+    theirs = statistics.median(t.micros for t in bare)
+    return [Row(NAME, f"CPU per datagram at {PACED_RATE:,}/s{label}, median: daemon / bare",
+                f"{ours:.1f} µs / {theirs:.1f} µs = {ours / theirs:.1f}x; plugd's own "
+                f"{ours - theirs:.1f} µs, {(ours - theirs) * PACED_RATE / 1e4:.0f} % of a core "
+                f"at this rate"),
+            Row(NAME, f"paced trials{label}", f"daemon {', '.join(map(str, daemon))}; "
+                                              f"bare {', '.join(map(str, bare))}")]
+
+
+async def _signed(trials: int, bare_port: int, bare_count: Callable[[], int]) -> list[Row]:
+    """The saturation and paced trials again with the signed mesh: a daemon with MESH_KEY, a
+    sender that signs. The bare receiver's figures are taken beside them, alternating."""
+    key = MESH_KEY.encode()
+    port = free_port()
+    async with harness.running_daemon(port, **{"mesh.mesh_key": MESH_KEY}) as running:
+        daemon = running.daemon
+        harness.enlarge_receive_buffer(daemon.endpoint.socket)
+        await install_recipes(daemon)
+        counters = daemon.registry.counters
+        rates, bare_paced, daemon_paced = [], [], []
+        for _ in range(trials):
+            rates.append(await trial(port, lambda: counters.received, key))
+        for _ in range(PACED_TRIALS):
+            bare_paced.append(await paced(bare_port, bare_count, key))
+            daemon_paced.append(await paced(port, lambda: counters.received, key))
+        accepted, received = counters.accepted, counters.received
+    rate = statistics.median(t.rate for t in rates)
+    return [
+        Row(NAME, "daemon, signed mesh on (every datagram's tag and counter checked), median",
+            f"{rate:,.0f} datagrams/s ({', '.join(map(str, rates))}); {accepted:,} of "
+            f"{received:,} received accepted", f"≥ {TARGET_RATE:,}/s", rate >= TARGET_RATE),
+        *_paced_rows(", signed mesh on", bare_paced, daemon_paced),
+        running.error_row(NAME),
     ]
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from multiprocessing.queues import SimpleQueue
 from types import TracebackType
 
+from plugd.core import meshkey
+
 #: The only address the benchmarks ever send to.
 TARGET = "127.0.0.1"
 #: Stale values are fine; the daemon only parses them.
@@ -53,14 +55,19 @@ class Sent:
 
 
 def send(port: int, node_ids: range, count: int, rate: float | None, max_seconds: float,
-         results: SimpleQueue[Sent] | None = None) -> Sent:
+         results: SimpleQueue[Sent] | None = None, key: bytes | None = None) -> Sent:
     """Send `count` datagrams cycling over `node_ids` to 127.0.0.1:`port`.
 
     With `rate` (datagrams per second) the sends are spread evenly in time, so
     with `rate == len(node_ids)` every node speaks once a second; without it,
     they go as fast as the socket takes them. Stops at `max_seconds` anyway.
+    With `key`, each is signed for the signed mesh as it is sent, with a counter
+    that grows from one datagram to the next and from one sender to the next, so none
+    is a replay.
     """
-    packets = datagrams(node_ids)
+    packets: list[bytes] | _Signed = datagrams(node_ids)
+    if key is not None:
+        packets = _Signed(packets, key, time.time_ns() // 1000)
     address = (TARGET, port)
     batch = max(1, int(rate // 1000)) if rate else 1000  # pace in ~1 ms steps
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -88,11 +95,29 @@ def send(port: int, node_ids: range, count: int, rate: float | None, max_seconds
     return outcome
 
 
+class _Signed:
+    """The prebuilt datagrams, each signed when it is taken: `packets[n]` carries counter
+    `first + n`. A sender starts at the clock's microseconds, above any earlier sender's
+    last counter at rates below a million a second."""
+
+    def __init__(self, packets: list[bytes], key: bytes, first: int) -> None:
+        self._packets = packets
+        self._key = key
+        self._first = first
+
+    def __len__(self) -> int:
+        return 1 << 62  # indices never wrap: each counter is used once
+
+    def __getitem__(self, index: int) -> bytes:
+        return meshkey.sign(self._packets[index % len(self._packets)], self._key,
+                            self._first + index)
+
+
 def _child(port: int, node_ids: range, count: int, rate: float | None, max_seconds: float,
-           results: SimpleQueue[Sent]) -> None:
+           results: SimpleQueue[Sent], key: bytes | None) -> None:
     """The child's entry: Ctrl-C is for the parent, which ends the child itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    send(port, node_ids, count, rate, max_seconds, results)
+    send(port, node_ids, count, rate, max_seconds, results, key)
 
 
 class Sender:
@@ -103,11 +128,11 @@ class Sender:
     """
 
     def __init__(self, port: int, node_ids: range, *, count: int, rate: float | None = None,
-                 max_seconds: float = 10.0) -> None:
+                 max_seconds: float = 10.0, key: bytes | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self._results = context.SimpleQueue()
         self._process = context.Process(
-            target=_child, args=(port, node_ids, count, rate, max_seconds, self._results),
+            target=_child, args=(port, node_ids, count, rate, max_seconds, self._results, key),
             name="bench-sender", daemon=True)
         self.max_seconds = max_seconds
         self._stopped = False

@@ -9,6 +9,9 @@ RSS (/proc/<pid>/status), open descriptors (/proc/<pid>/fd) and asyncio tasks
 to each; a figure is flat when the line rises less than its allowance over the
 run (growth that would take a plug down in weeks shows as a slope here).
 
+`make soak` runs it for 30 minutes; `make bench` runs a short version (SHORT_MINUTES,
+its warm-up a third of the run), which catches fast leaks and the pages' churn.
+
     python -m bench.soak [--minutes 30]
 """
 
@@ -42,6 +45,8 @@ SAMPLE_EVERY = 30.0
 #: Seconds before samples count towards the slope: the page's power history (one point a second)
 #: grows the daemon's memory by design until it is full, and so do the answers to it.
 WARMUP = HISTORY_POINTS + 60.0
+#: The version `make bench` runs; its warm-up is a third of it (the history is a few KiB).
+SHORT_MINUTES = 5.0
 ASK_EVERY = (5.0, 15.0)  # a client asks again after this many seconds (uniform)
 RECONNECT_AFTER = (30.0, 120.0)  # and reconnects after this many
 #: A line rising by less than this over the run is flat (RSS: the larger of both).
@@ -157,9 +162,23 @@ def growth(points: list[tuple[float, float]]) -> float:
     return slope * (max(xs) - min(xs))
 
 
-def verdicts(samples: list[Sample]) -> list[Row]:
+def warmup(seconds: float) -> float:
+    """Seconds of a run of `seconds` before its samples count: WARMUP, or a third of a run too
+    short to leave ten samples after it."""
+    return WARMUP if seconds >= WARMUP + 10 * SAMPLE_EVERY else seconds / 3
+
+
+def curve(samples: list[Sample], every: float = 300.0) -> str:
+    """RSS at minutes 0, 5, 10, ...: the sample nearest each mark, in MB."""
+    marks = [k * every for k in range(round(samples[-1].at / every) + 1)]
+    nearest = [min(samples, key=lambda s, m=m: abs(s.at - m)) for m in marks]
+    return ", ".join(f"{m / 60:g} min {s.rss_kib * 1024 / 1e6:.1f}"
+                     for m, s in zip(marks, nearest, strict=True))
+
+
+def verdicts(samples: list[Sample], warm: float) -> list[Row]:
     """Whether RSS, descriptors and tasks stayed flat after the warm-up."""
-    late = [s for s in samples if s.at >= WARMUP]
+    late = [s for s in samples if s.at >= warm]
     rows = []
     for label, values, allowance, unit in (
             ("RSS", [(s.at, s.rss_kib) for s in late],
@@ -179,12 +198,13 @@ def verdicts(samples: list[Sample]) -> list[Row]:
     return rows
 
 
-def run(minutes: float = 30.0) -> list[Row]:
-    """`make soak`: the soak's rows."""
+def run(minutes: float = SHORT_MINUTES) -> list[Row]:
+    """The soak's rows: the short version for `make bench`, 30 minutes for `make soak`."""
     seconds = minutes * 60.0
-    if seconds < WARMUP + 5 * SAMPLE_EVERY:
-        raise ValueError(f"a soak needs more than {(WARMUP + 5 * SAMPLE_EVERY) / 60:g} minutes: "
-                         f"the first {WARMUP / 60:g} are warm-up")
+    warm = warmup(seconds)
+    if seconds < warm + 5 * SAMPLE_EVERY:
+        raise ValueError(f"a soak needs more than {(warm + 5 * SAMPLE_EVERY) / 60:g} minutes: "
+                         f"the first {warm / 60:g} are warm-up")
     with tempfile.TemporaryDirectory(prefix="plugd-soak-") as tmp:
         plug = PlugdProcess(Path(tmp), *QUIET, config=PROCESS_CONFIG)
         assert plug.proc is not None
@@ -200,10 +220,11 @@ def run(minutes: float = 30.0) -> list[Row]:
     first, last = samples[0], samples[-1]
     counters = final["counters"]
     return [
-        *verdicts(samples),
+        *verdicts(samples, warm),
         Row(NAME, "run", f"{minutes:g} min, {len(samples)} samples every {SAMPLE_EVERY:g} s "
-                         f"(first {WARMUP:g} s are warm-up); {len(NODES)} nodes 1/s each, "
+                         f"(first {warm:g} s are warm-up); {len(NODES)} nodes 1/s each, "
                          f"{CLIENTS} page-like clients"),
+        Row(NAME, "RSS curve (MB)", curve(samples)),
         Row(NAME, "first / last sample",
             f"RSS {first.rss_kib} / {last.rss_kib} KiB, fds {first.fds} / {last.fds}, "
             f"tasks {first.tasks} / {last.tasks}"),

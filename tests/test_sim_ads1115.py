@@ -19,6 +19,7 @@ from adafruit_ads1x15.ads1115 import ADS1115
 from adafruit_ads1x15.analog_in import AnalogIn
 
 from plugd.errors import HardwareError
+from plugd.hardware.adc import Sampler
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.sim.ads1115 import ADS1115Emulator
 from plugd.hardware.sim.mains import MainsModel
@@ -392,6 +393,43 @@ def test_alert_rdy_pulses_at_each_conversion_end_in_continuous_mode(factory, pol
     # A busy machine may oversleep a conversion end, never invent one.
     assert edges(pin) <= emu.conversions_completed() - before
     assert pin.state == (polarity == Comp_Polarity.ACTIVE_LOW)  # idle at the inactive level
+
+
+def test_batched_pulses_give_the_sampler_every_conversion_once_timed_at_its_end(factory):
+    """The sampler as the daemon runs it: the pulses come in batches, its view does not change.
+
+    Each sample must be the next conversion, timestamped one period after the
+    one before (the end of its own conversion, not the time its batch was sent)
+    and holding the mean input over exactly that conversion.
+    """
+    source = Sine(offset=1.0, amplitude=0.5, frequency=50.0)
+    pin = factory.pin(25)
+    emu = ADS1115Emulator(source, alert_pin=pin, oscillator_error=0.03)
+    period = 1 / (860 * 1.03)
+    times: list[float] = []
+    volts: list[float] = []
+
+    def consume(block_times: list[float], block_volts: list[float]) -> None:
+        times.extend(block_times)
+        volts.extend(block_volts)
+
+    sampler = Sampler(lambda: emu, address=ADDRESS, channel="A0", full_scale=4.096, data_rate=860,
+                      alert_pin=25, pin_factory=factory, consume=consume,
+                      on_fault=lambda text: None, clock=emu.clock)
+    emu.start()
+    sampler.start()
+    try:
+        wait_for(lambda: len(times) >= 300, "300 samples (15 batches and more) from the sampler")
+    finally:
+        sampler.stop()
+        emu.stop()
+    assert not sampler.single_shot
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(steps) == pytest.approx(period, rel=1e-6)
+    assert max(steps) == pytest.approx(period, rel=1e-6)
+    assert emu.conversions_read >= len(times)
+    for at, value in zip(times, volts, strict=True):
+        assert round(value * 32768 / 4.096) == code(source.volts(0, at - period, at), 4.096)
 
 
 def test_alert_rdy_stays_released_unless_configured_as_conversion_ready(factory):

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from plugd.core.labels import Label
 from plugd.core.model import MAX_NODE_ID, read_int, read_name, require_object
 from plugd.core.wire import Packet
 from plugd.errors import ValidationError
@@ -54,6 +55,9 @@ class Peer:
     #: Whether its last datagram was signed (plugd.core.meshkey): such values are never
     #: re-broadcast, since a copy cannot carry the node's signature.
     signed: bool = False
+    #: What its plugd says its things are (its names datagram), at most MAX_THINGS_PER_NODE:
+    #: bounded with the table, so spoofed ids and names cannot grow memory without limit.
+    learned: dict[int, Label] = field(default_factory=dict)
 
     def to_json(self, now: float) -> dict[str, Any]:
         """The ESP shape (`id`, `name`) plus `nodeId`/`nodeName` for the firmware's page, plus ours."""
@@ -188,6 +192,9 @@ class Registry:
                 thing.value, thing.text, thing.updated = item.value, item.text, now
             elif len(peer.things) < MAX_THINGS_PER_NODE:
                 peer.things[item.thing_id] = PeerThing(item.value, item.text, now)
+        for thing_id, label in packet.names:
+            if thing_id in peer.learned or len(peer.learned) < MAX_THINGS_PER_NODE:
+                peer.learned[thing_id] = label
         return Heard(peer, is_new, came_online, renamed)
 
     def _admit(self, node_id: int, now: float) -> bool:

@@ -20,9 +20,6 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.process_collector import ProcessCollector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -36,6 +33,9 @@ from plugd.doors.http_energy import energy_routes
 from plugd.doors.web import COOKIE
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+
     from plugd.doors.api import Host
 
 #: The largest request body taken (a relay command is a few bytes).
@@ -64,9 +64,19 @@ class HttpApi:
     def __init__(self, host: Host, names: Callable[[], Names]) -> None:
         self.host = host
         self.names = names
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_PlugCollector(host))
-        ProcessCollector(registry=self.registry)
+        self._registry: CollectorRegistry | None = None
+
+    def registry(self) -> CollectorRegistry:
+        """The metrics, made at the first scrape: prometheus_client holds 1.3 MB resident, which
+        a plug nobody scrapes never needs."""
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry
+            from prometheus_client.process_collector import ProcessCollector
+
+            self._registry = CollectorRegistry(auto_describe=False)
+            self._registry.register(_PlugCollector(self.host))
+            ProcessCollector(registry=self._registry)
+        return self._registry
 
     def routes(self) -> list[BaseRoute]:
         """What the web server serves for the API: under one mount, so that a wrong method on
@@ -173,7 +183,11 @@ class HttpApi:
 
     async def _metrics(self, request: Request) -> Response:
         refusal = await self._reader(request)
-        return refusal or Response(generate_latest(self.registry), media_type=METRICS_TYPE)
+        if refusal:
+            return refusal
+        from prometheus_client import generate_latest
+
+        return Response(generate_latest(self.registry()), media_type=METRICS_TYPE)
 
 
 async def _body(request: Request) -> bytes | Response:
@@ -202,6 +216,8 @@ class _PlugCollector:
 
     def collect(self) -> list[Metric]:
         """One scrape's metrics, named and typed as Prometheus expects."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         host, plug = self.host, self.host.plug
         status = host.status()
         valid = status["valid"]

@@ -17,12 +17,16 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ifaddr
-from zeroconf import AddressResolverIPv4, NonUniqueNameException
-from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from plugd.service import netif
+
+if TYPE_CHECKING:
+    # zeroconf is imported where it is used: it holds 3.6 MB resident, which a plug with mDNS
+    # off never needs.
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,8 @@ class Announcer:
                 log.warning("mDNS off: no IPv4 interface to announce on")
                 return
             try:
+                from zeroconf.asyncio import AsyncZeroconf
+
                 self._zc = AsyncZeroconf(interfaces=self.addresses)
                 await self._register()
             except Exception as err:
@@ -139,6 +145,9 @@ class Announcer:
 
     async def _register(self) -> None:
         """Claim the first pair of names nobody else on the LAN holds."""
+        from zeroconf import NonUniqueNameException
+        from zeroconf.asyncio import AsyncServiceInfo
+
         assert self._zc is not None and self.addresses is not None
         for attempt in range(1, MAX_TRIES + 1):
             instance, label = self._names(attempt)
@@ -163,6 +172,8 @@ class Announcer:
 
     async def _host_taken(self, host: str) -> bool:
         """Whether another host answers to `host`: zeroconf probes only the service name."""
+        from zeroconf import AddressResolverIPv4
+
         assert self._zc is not None and self.addresses is not None
         resolver = AddressResolverIPv4(host)
         if not await resolver.async_request(self._zc.zeroconf, HOST_PROBE_MS):

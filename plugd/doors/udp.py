@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from plugd.core.registry import Counters
@@ -27,6 +28,8 @@ class MeshEndpoint:
 
     Each time the socket is readable it drains what is waiting (up to
     READ_BATCH), which costs far less per datagram than a callback each.
+    While `held` (a person's change runs), the socket is not read: what
+    arrives waits in the kernel's buffer, so a flood cannot delay a switch.
     """
 
     def __init__(self, sock: socket.socket, receive: Callable[[bytes, str], None],
@@ -35,7 +38,21 @@ class MeshEndpoint:
         self._receive = receive
         self._counters = counters
         self._loop = loop
+        self._holds = 0
         loop.add_reader(sock.fileno(), self._readable)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Leave the socket unread for the duration (nested holds count)."""
+        self._holds += 1
+        if self._holds == 1:
+            self._loop.remove_reader(self.socket.fileno())
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0 and self.socket.fileno() >= 0:
+                self._loop.add_reader(self.socket.fileno(), self._readable)
 
     def _readable(self) -> None:
         recvfrom = self.socket.recvfrom
@@ -214,6 +231,28 @@ class Throttle:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+#: Broadcast intervals from one names datagram (plugd.core.wire.NAMES_PREFIX) to the next:
+#: names change rarely, and a plugd that starts later learns them within this many intervals.
+NAMES_EVERY = 6
+
+
+class Every:
+    """Calls `action` on the first call and then on every `nth`: a rarer send on the broadcast
+    interval's tick (the names datagram)."""
+
+    def __init__(self, nth: int, action: Callable[[], None]) -> None:
+        self.nth = nth
+        self._action = action
+        self._calls = 0
+
+    def __call__(self) -> None:
+        """One tick: the action runs on the first and every `nth` one."""
+        due = self._calls % self.nth == 0
+        self._calls += 1
+        if due:
+            self._action()
 
 
 class Broadcaster:

@@ -8,10 +8,13 @@ answers to and the pages it trusts (`hosts`), the connection caps and
 deadlines (`guard`), the security headers, and, per WebSocket client, a command
 rate and a bound on what it may have waiting to be sent.
 
-Pushes are encoded once and queued for every page; each client's frames are
-written in order by its own writer. A client that does not read, and so has
-more than MAX_BACKLOG bytes waiting, is cut (its page reconnects and reloads)
-rather than buffered without end.
+Pushes are encoded and framed once, and the same bytes are written to every
+page's transport at once: no task, queue or await per page on the way (a
+server's frames are unmasked, so every page's copy is the same). Answers are
+written the same way, so each page gets its frames in order. A client that
+does not read, and so has more than MAX_BACKLOG bytes waiting in its
+transport, is cut (its page reconnects and reloads) rather than buffered
+without end.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import logging
 import resource
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.frames import Frame, Opcode
 
 from plugd.doors.api import Api
 from plugd.doors.auth import SESSION_IDLE, Auth
@@ -84,40 +87,43 @@ SUBRESOURCE_HEADERS = [h for h in SECURITY_HEADERS if h[0] in (
 SUBRESOURCES = (b"text/css", b"text/javascript", b"application/javascript", b"image/")
 
 
+def text_frame(text: str) -> bytes:
+    """`text` as one whole, unmasked text frame: built once, written to every page as it is."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+
+
 class Peer:
-    """One WebSocket client: its conversation, its command rate, and the frames waiting
-    to be sent to it, written in order by its own writer task."""
+    """One WebSocket client: its conversation, its command rate, and its transport, to which
+    its frames are written whole and in order."""
 
     def __init__(self, api: Api, address: str, websocket: WebSocket, now: float,
                  gone: Callable[[Peer], None]) -> None:
         self.api = api
         self.address = address
-        self.websocket = websocket
-        self.transport: asyncio.Transport | None = websocket.scope["extensions"].get(TRANSPORT)
+        self.transport: asyncio.Transport = websocket.scope["extensions"][TRANSPORT]
         self.bucket = TokenBucket(CLIENT_RATE, CLIENT_BURST, now)
-        self._waiting: deque[str] = deque()
-        self._waiting_bytes = 0
-        self._wake = asyncio.Event()
         #: Set when the connection is cut or lost: its reader stops waiting for its turn.
         self.ended: asyncio.Event = websocket.scope["extensions"].get(LOST) or asyncio.Event()
         self._gone = gone
         self.cut_reason: str | None = None
 
     def backlog(self) -> int:
-        """Bytes waiting: queued here and in the socket's buffer."""
-        buffered = self.transport.get_write_buffer_size() if self.transport is not None else 0
-        return self._waiting_bytes + buffered
+        """Bytes waiting in the transport for the socket to take them."""
+        return self.transport.get_write_buffer_size()
 
     def send(self, text: str) -> None:
-        """Queue a frame; a client that has too much waiting already is cut instead."""
-        if self.cut_reason is not None:
+        """Send `text` as a frame of its own (an answer)."""
+        self.write(text_frame(text))
+
+    def write(self, frames: bytes) -> None:
+        """Write whole frames now, behind what is waiting; a client that has too much
+        waiting already is cut instead."""
+        if self.cut_reason is not None or self.transport.is_closing():
             return
-        if self.backlog() + len(text) > MAX_BACKLOG:
+        if self.backlog() + len(frames) > MAX_BACKLOG:
             self.cut(f"{self.backlog()} bytes behind")
             return
-        self._waiting.append(text)
-        self._waiting_bytes += len(text)
-        self._wake.set()
+        self.transport.write(frames)
 
     def cut(self, reason: str) -> None:
         """End the connection at once: its page reconnects (and logs in again if need be)."""
@@ -126,21 +132,7 @@ class Peer:
             log.info("WebSocket client %s cut: %s", self.address, reason)
             self._gone(self)
             self.ended.set()
-        self._waiting.clear()
-        self._waiting_bytes = 0
-        self._wake.set()
-        if self.transport is not None:
-            self.transport.abort()
-
-    async def write(self) -> None:
-        """Send the queued frames in order until the client goes."""
-        while self.cut_reason is None:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting and self.cut_reason is None:
-                text = self._waiting.popleft()
-                self._waiting_bytes -= len(text)
-                await self.websocket.send_text(text)
+        self.transport.abort()
 
 
 class Gate:
@@ -187,9 +179,10 @@ class Gate:
         return send_headed
 
 
-def _listen(host: str | None, port: int) -> list[socket.socket]:
-    """Listening sockets for `host` (every address when empty) on `port`; with port 0, the
-    port the kernel chose for the first is taken for the others. OSError names the cause."""
+def listen(host: str | None, port: int) -> list[socket.socket]:
+    """Listening sockets for `host` (every address when empty) on `port`, opened before the
+    server so a port plugd cannot have stops it first; with port 0, the port the kernel chose
+    for the first is taken for the others. OSError keeps the errno and names the cause."""
     sockets: list[socket.socket] = []
     seen = set()
     try:
@@ -256,6 +249,8 @@ class WebServer:
         self.server: uvicorn.Server | None = None
         self._sockets: list[socket.socket] = []
         self._closed_at_trim = 0
+        #: Frames pushed in this turn of the event loop, written to every page at its end.
+        self._pending: list[bytes] = []
         self.app = Gate(Starlette(routes=[
             WebSocketRoute(WS_PATH, self._websocket),
             Route("/session", self._session_cookie, methods=["GET"]),
@@ -264,8 +259,8 @@ class WebServer:
         ], middleware=[Middleware(GZipMiddleware, minimum_size=512, compresslevel=6)]),
             self.names)
 
-    async def start(self, host: str | None, port: int, sock: socket.socket | None = None) -> None:
-        """Listen on `host`:`port`, or on the socket systemd passed."""
+    async def start(self, sockets: list[socket.socket]) -> None:
+        """Serve on `sockets`: those `listen` opened, or the one systemd passed."""
         http = self.http_config()
         total = http.max_connections
         limit = _descriptor_limit(total + DESCRIPTORS_KEPT)
@@ -282,7 +277,7 @@ class WebServer:
             ws_ping_timeout=20, ws_per_message_deflate=False)
         config.plugd_guard = self.guard  # type: ignore[attr-defined]
         config.load()
-        self._sockets = [sock] if sock is not None else _listen(host, port)
+        self._sockets = sockets
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
         self.tick(time.time())
@@ -362,7 +357,6 @@ class WebServer:
                     lambda gone: self.clients.pop(gone, None))
         bucket = self._take_bucket(address)
         self.clients[peer] = api
-        writer = asyncio.create_task(self._write(peer), name="ws-writer")
         try:
             while True:
                 frame = await websocket.receive()
@@ -378,22 +372,14 @@ class WebServer:
                         await asyncio.wait_for(peer.ended.wait(), wait)
                 if peer.ended.is_set():
                     break
-                peer.send(json.dumps(await api.handle(text)))
+                answer = json.dumps(await api.handle(text))
+                self.flush()  # what the command pushed was made before its answer
+                peer.send(answer)
         except (WebSocketDisconnect, OSError):
             pass
         finally:
             self.clients.pop(peer, None)
             self._drop_bucket(address)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-
-    @staticmethod
-    async def _write(peer: Peer) -> None:
-        with contextlib.suppress(Exception):
-            await peer.write()
-        if peer.cut_reason is None and peer.transport is not None:
-            peer.transport.abort()  # a failed send: the connection is of no further use
 
     def _take_bucket(self, address: str) -> TokenBucket:
         key = client_key(address)
@@ -420,14 +406,25 @@ class WebServer:
             peer.cut("its session ended")
         return len(ended)
 
-    def push(self, message: dict[str, Any]) -> None:
-        """Queue for every page that may read; a page too far behind is cut."""
+    def push(self, *messages: dict[str, Any]) -> None:
+        """Send `messages` to every page that may read, encoded and framed once. Everything
+        pushed in one turn of the event loop (a switch's thing_update and its event, a round of
+        things) goes out together in one write per page, at the end of the turn."""
         if not self.clients:
             return
-        text = json.dumps(message)
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending += [text_frame(json.dumps(message)) for message in messages]
+
+    def flush(self) -> None:
+        """Write what was pushed to every page that may read; a page too far behind is cut."""
+        if not self._pending:
+            return
+        frames = b"".join(self._pending)
+        self._pending.clear()
         for peer, api in list(self.clients.items()):
             if api.may_read:
-                peer.send(text)
+                peer.write(frames)
 
 
 def give_back_memory() -> None:

@@ -123,7 +123,7 @@ class Sampler:
 
     def _read_on_pulses(self, channel: Any) -> bool:
         """Read one conversion per pulse until stopped; False when no pulse ever comes."""
-        def ready() -> None:
+        def ready(ticks: int, state: int) -> None:
             started = time.perf_counter()
             at = self._clock()
             try:
@@ -138,7 +138,11 @@ class Sampler:
 
         with DigitalInputDevice(self._alert_pin, pull_up=True, pin_factory=self._pin_factory) as rdy:
             self._edge_error = None
-            rdy.when_activated = ready
+            # The device claims the pin and pulls it up; the handler hangs on the pin itself and
+            # on the falling (ready) edge only: the device's event bookkeeping on both edges of
+            # every pulse cost more than reading the conversion.
+            rdy.pin.edges = "falling"
+            rdy.pin.when_changed = ready
             last_pulse = self._clock()
             while not self._stop.wait(BLOCK_SECONDS):
                 if self._edge_error is not None:
@@ -154,7 +158,7 @@ class Sampler:
                     _ = channel.voltage
                     return False
                 self._hand_over(times, volts)
-            rdy.when_activated = None
+            rdy.pin.when_changed = None
         return True
 
     def _read_single_shot(self, channel: Any) -> None:

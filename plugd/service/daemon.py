@@ -1,12 +1,14 @@
 """The daemon: wires the plug to its sockets, timers and signals, and runs them.
 
-Start order: state, relay, mesh socket, HTTP/WebSocket listener, timers. Stop
+Start order: the mesh's and the page's ports (a port plugd cannot have stops it before it
+changes anything), state, relay, mesh endpoint, HTTP/WebSocket server, timers. Stop
 order is the reverse, and saves everything; SIGHUP re-reads the configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -23,27 +25,36 @@ from gpiozero import Factory
 from plugd import __version__
 from plugd.core import meshkey
 from plugd.core.model import ThingId, esp_time, sanitize_name
+from plugd.core.protection import Protection
 from plugd.core.registry import Peer, Registry
 from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import AUTH_FILE, Auth
 from plugd.doors.hosts import Names
 from plugd.doors.http_api import HttpApi
 from plugd.doors.mdns import Announcer, host_label
-from plugd.doors.messages import message, thing_update
-from plugd.doors.udp import Broadcaster, MeshEndpoint, Throttle, kernel_drops, open_socket
+from plugd.doors.messages import message, node_json, thing_update
+from plugd.doors.udp import (
+    NAMES_EVERY,
+    Broadcaster,
+    Every,
+    MeshEndpoint,
+    Throttle,
+    kernel_drops,
+)
 from plugd.doors.web import WebServer, is_local_address
-from plugd.errors import ConfigError, HardwareError
+from plugd.errors import ConfigError, HardwareError, StoreError
 from plugd.hardware import pin_factory as default_pin_factory
 from plugd.hardware.adc import Sampler
 from plugd.hardware.display import Display, Fault, Reading
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
 from plugd.service import netif, rundir, settings
-from plugd.service.config import Config
+from plugd.service.config import Config, MeshConfig, ProtectionConfig
 from plugd.service.energydb import EnergyHistory, start_history
 from plugd.service.meshboot import boot_number
 from plugd.service.meter import Meter
 from plugd.service.plug import Cause, Change, Plug
+from plugd.service.ports import open_ports
 from plugd.service.scheduler import Scheduler, location_of
 from plugd.service.store import StateDir, dump
 from plugd.service.systemd import Notifier, RepeatFilter
@@ -59,6 +70,13 @@ HISTORY_POINTS = 600  # ten minutes of power, one point a second, for the page's
 #: push, so a flood of datagrams does not become a flood of messages to every page.
 NODE_PUSH_GAP = 0.5
 NODES_SAVE_EVERY = 60.0  # seconds; known nodes change rarely, and a flood must not wear the card
+
+
+def protection_of(limits: ProtectionConfig) -> Protection:
+    """The protection for new `[protection]` limits (0: no limit), set from the page or a
+    reload while the plug runs, as the meter makes its first one at start."""
+    return Protection(max_power=limits.max_power or None, max_current=limits.max_current or None,
+                      hold=limits.hold, retry_after=limits.retry_after or None)
 
 
 def find_www(configured: str) -> Path:
@@ -109,12 +127,13 @@ class Daemon:
     async def start(self, http_socket: socket.socket | None = None) -> None:
         """Start in order; `http_socket` is the listening socket systemd passed, if any."""
         config = self.config
+        ports = open_ports(config, http_socket)
         loop = asyncio.get_running_loop()
         state = StateDir(Path(config.state.dir))
         state.prepare()
         self.settings = settings.load(state)
         try:
-            config = self.config = settings.apply(config, self.settings)
+            config = self.config = settings.laid_over(config, self.settings)
         except ConfigError as err:
             log.error("the settings made on the page no longer apply, ignoring them: %s", err)
         self.node_name = config.node.name or self.node_name
@@ -132,10 +151,7 @@ class Daemon:
             scheduled=self.scheduler.power_on,
             open_relay=lambda on: Relay(relay.pin, active_high=relay.active_high, initial=on,
                                         pin_factory=factory))
-        if config.mesh.mesh_key:
-            key = config.mesh.mesh_key.encode("utf-8")
-            self.plug.guard = meshkey.Guard(key, config.mesh.trusted_esp_nodes)
-            self.plug.signer = meshkey.Signer(key, boot_number(state))
+        self.plug.guard, self.plug.signer = self._mesh_keys(config.mesh)
         self.simulation = None
         self.commands: Mapping[str, Handler] = COMMANDS
         if config.simulated:  # the chips' stand-ins and their commands, never loaded otherwise
@@ -148,14 +164,14 @@ class Daemon:
         if self.meter is not None:
             self.energy_history = await start_history(self.meter, self.plug, self.wall)
         self.display = self._open_display()
-        self.endpoint = MeshEndpoint(open_socket(config.mesh.bind, config.mesh.udp_port),
+        self.endpoint = MeshEndpoint(ports.mesh,
                                      self.plug.receive, self.registry.counters, loop)
         self.web = WebServer(find_www(config.http.www_dir),
                              lambda address, session: Api(self, address, session), self.auth,
                              lambda: self.config.http, self.names,
                              self._session_ended_by_request,
                              HttpApi(self, self.names).routes())
-        await self.web.start(config.http.bind, config.http.port, http_socket)
+        await self.web.start(ports.http)
         try:  # where plugctl on this machine finds this daemon's token
             self._record: Path | None = rundir.announce(self.web.port, state.path)
         except OSError as err:
@@ -166,6 +182,7 @@ class Daemon:
         self.broadcaster = Broadcaster(loop, self._broadcast, interval=config.mesh.interval,
                                        max_rate=config.mesh.max_changes_per_second)
         self.broadcaster.on_interval.append(self._push_things)
+        self.broadcaster.on_interval.append(Every(NAMES_EVERY, self._broadcast_names))
         self._node_pushes = Throttle(loop, self._push_node, NODE_PUSH_GAP)
         self.plug.listeners.append(self._on_change)
         self.plug.on_broadcast = self.broadcaster.changed
@@ -240,8 +257,10 @@ class Daemon:
     def _start_meter(self, loop: asyncio.AbstractEventLoop, factory: Factory | None) -> Meter:
         adc = self.config.adc
         meter = Meter(self.plug, self.config, loop, self.wall)
+        clock = time.monotonic
         if self.simulation is not None:
             emulator = self.simulation.adc
+            clock = emulator.clock  # its ALERT/RDY pulses come in batches, each in its own time
             def open_bus() -> Any:
                 return emulator
         else:
@@ -250,7 +269,7 @@ class Daemon:
         self.sampler = Sampler(open_bus, address=adc.address, channel=adc.channel,
                                full_scale=adc.full_scale, data_rate=adc.data_rate,
                                alert_pin=adc.alert_pin, pin_factory=factory,
-                               consume=meter.consume, on_fault=meter.on_fault)
+                               consume=meter.consume, on_fault=meter.on_fault, clock=clock)
         self.sampler.start()
         return meter
 
@@ -350,6 +369,12 @@ class Daemon:
 
     # --- the mesh and the page ------------------------------------------------
 
+    def changing(self) -> contextlib.AbstractContextManager[None]:
+        """While a person's change runs (a page's or plugctl's command), datagrams wait in the
+        kernel: under a flood the switch is answered as fast as on a quiet mesh."""
+        endpoint = getattr(self, "endpoint", None)
+        return endpoint.held() if endpoint is not None else contextlib.nullcontext()
+
     def broadcast_targets(self) -> list[str]:
         """Where broadcasts go: as configured, else every interface's broadcast address."""
         if self.config.mesh.broadcast:
@@ -364,6 +389,11 @@ class Daemon:
     def _broadcast(self) -> None:
         self.endpoint.send(self.plug.datagram(), self.broadcast_targets(), self.config.mesh.udp_port)
 
+    def _broadcast_names(self) -> None:
+        """What this node's things are, for other plugd nodes (ESP8266 nodes ignore it)."""
+        self.endpoint.send(self.plug.names_datagram(), self.broadcast_targets(),
+                           self.config.mesh.udp_port)
+
     def _on_change(self, change: Change) -> None:
         if not self.web.clients:  # the messages below cost more than the packet that made them
             return
@@ -375,11 +405,11 @@ class Daemon:
             self.web.push(message(self.plug, "event", event=change.event.to_json()))
 
     def _push_node(self, peer: Peer) -> None:
-        self.web.push(message(self.plug, "node_update", node=peer.to_json(self.plug.monotonic())))
+        self.web.push(message(self.plug, "node_update", node=node_json(self.plug, peer)))
 
     def _push_things(self) -> None:
-        for thing in self.plug.things.values():
-            self.web.push(thing_update(self.plug, thing))
+        # One write per page for all of them: a page's socket is woken once a round, not per thing.
+        self.web.push(*(thing_update(self.plug, thing) for thing in self.plug.things.values()))
 
     # --- status and reload ----------------------------------------------------
 
@@ -486,13 +516,14 @@ class Daemon:
             return
         self.notifier.reloading()
         try:
-            new = settings.apply(self.reload_config(), self.settings)
-        except ConfigError as err:
+            new = settings.laid_over(self.reload_config(), self.settings)
+            keys = self._mesh_keys(new.mesh)
+        except (ConfigError, StoreError) as err:
             log.error("configuration not reloaded, keeping the running one: %s", err)
             return
         finally:
             self.notifier.ready(self._status_line())
-        needs_restart = self._apply_live(new)
+        needs_restart = self._apply_live(new, keys)
         log.info("configuration reloaded%s", f"; restart to apply {', '.join(needs_restart)}"
                  if needs_restart else "")
 
@@ -501,23 +532,51 @@ class Daemon:
         async with self._settings_lock:
             merged = {**self.settings, **changes}
             new = settings.apply(self.config, changes)
+            keys = self._mesh_keys(new.mesh)  # a new key's boot number is stored first
             await self.plug.writer.save(settings.SETTINGS_FILE, dump(merged))
             self.settings = merged
-            self._apply_live(new)
+            self._apply_live(new, keys)
 
-    def _apply_live(self, new: Config) -> list[str]:
-        """Make `new` the configuration; return what only a restart applies."""
+    def _mesh_keys(self, mesh: MeshConfig) -> tuple[meshkey.Guard | None, meshkey.Signer | None]:
+        """The guard and signer for `mesh`'s key (none without one), at start and on a change.
+
+        A key new to this run signs from a fresh boot number, stored before it is used
+        (StoreError before anything changed), so its counters stay above every one sent
+        before; a new guard keeps the counters the old one accepted, so replays stay refused.
+        """
+        if not mesh.mesh_key:
+            return None, None
+        plug, old = self.plug, self.config.mesh
+        key = mesh.mesh_key.encode("utf-8")
+        signer = plug.signer
+        if signer is None or mesh.mesh_key != old.mesh_key:
+            signer = meshkey.Signer(key, boot_number(plug.state))
+        elif plug.guard is not None and mesh.trusted_esp_nodes == old.trusted_esp_nodes:
+            return plug.guard, signer  # nothing changed
+        guard = meshkey.Guard(key, mesh.trusted_esp_nodes)
+        if plug.guard is not None:
+            guard.last_counter.update(plug.guard.last_counter)
+        return guard, signer
+
+    def _apply_live(self, new: Config,
+                    keys: tuple[meshkey.Guard | None, meshkey.Signer | None]) -> list[str]:
+        """Make `new` the configuration, signing and checking with `keys` (from `_mesh_keys`);
+        return what only a restart applies."""
         old = self.config
-        needs_restart = [name for name in ("state", "adc", "meter", "protection")
+        needs_restart = [name for name in ("state", "adc", "meter")
                          if getattr(new, name) != getattr(old, name)]
-        needs_restart += [f"relay.{k}" for k in ("pin", "active_high", "power_on_state", "stop_state")
+        needs_restart += [f"relay.{k}" for k in ("pin", "active_high")
                           if getattr(new.relay, k) != getattr(old.relay, k)]
+        if self.meter is not None and new.protection != old.protection:
+            # A trip in force holds the relay off until a person switches it on.
+            self.meter.protection = protection_of(new.protection)
+        self.plug.guard, self.plug.signer = keys
         self.plug.core.auto_off = new.relay.auto_off
         needs_restart += [f"http.{k}" for k in ("port", "bind", "www_dir")
                           if getattr(new.http, k) != getattr(old.http, k)]
         needs_restart += [f"display.{k}" for k in ("enabled", "clk", "dio")
                           if getattr(new.display, k) != getattr(old.display, k)]
-        needs_restart += [f"mesh.{k}" for k in ("udp_port", "bind", "mesh_key", "trusted_esp_nodes")
+        needs_restart += [f"mesh.{k}" for k in ("udp_port", "bind")
                           if getattr(new.mesh, k) != getattr(old.mesh, k)]
         if new.node.id != old.node.id:
             needs_restart.append("node.id")

@@ -17,6 +17,7 @@ from typing import Any
 
 from plugd.core import validate
 from plugd.core.events import Event, EventLog
+from plugd.core.labels import Label, Labels, labels_json, parse_labels, with_label, without_label
 from plugd.core.meshkey import Guard, Signer
 from plugd.core.model import ON, Recipe, Thing, default_things, read_float, require_object
 from plugd.core.plug import Cause, Change, Now, Output, PlugCore
@@ -34,6 +35,7 @@ RECIPES_FILE = "recipes.json"
 OUTCOMES_FILE = "recipe-outcomes.json"
 NODES_FILE = "nodes.json"
 AUTO_OFF_FILE = "auto-off.json"
+LABELS_FILE = "labels.json"
 FILES = {"things": THINGS_FILE, "outcomes": OUTCOMES_FILE, "auto_off": AUTO_OFF_FILE}
 
 
@@ -80,6 +82,7 @@ class Plug:
         self.record("relay", f"relay {'on' if initial else 'off'} at start "
                              f"(power_on_state = {power_on_state})", Cause("start"), subject="relay")
         self.core.auto_off = auto_off
+        self.core.labels = state.load(LABELS_FILE, parse_labels, dict)
         running = state.load(AUTO_OFF_FILE, _auto_off_record, lambda: None)
         if running is not None:
             self._run(self.core.restore_auto_off(*running, self.now()))
@@ -286,6 +289,22 @@ class Plug:
         fresh = self.recipes.edited(recipes) if fresh is None else fresh
         self._run(self.core.replace_recipes(recipes, fresh))
 
+    @property
+    def labels(self) -> Labels:
+        """The labels people gave peers' values (plugd.core.labels)."""
+        return self.core.labels
+
+    async def save_label(self, node_id: int, thing_id: int, label: Label | None) -> None:
+        """Keep a person's label (None: delete it): on disk first, then in force, so a failed
+        write changes nothing. ValidationError when the book is full or there is none to delete."""
+        labels = (without_label(self.labels, node_id, thing_id) if label is None
+                  else with_label(self.labels, node_id, thing_id, label))
+        await self.writer.save(LABELS_FILE, dump(labels_json(labels)))
+        self.core.labels = labels
+        peer = self.registry.peers.get(node_id)
+        if peer is not None:  # pages and the MQTT bridge show the peer again, with its new names
+            self._run(Output(changes=[Change(peer=peer)]))
+
     async def save_nodes_if_changed(self, force: bool = False) -> None:
         """Write the known nodes when one was added or renamed (or `force`)."""
         if self._nodes_dirty or force:
@@ -322,6 +341,10 @@ class Plug:
     def datagram(self) -> bytes:
         """This node's broadcast, in the firmware's format."""
         return self.core.datagram(self.wall())
+
+    def names_datagram(self) -> bytes:
+        """What this node's things are, for other plugd nodes (sent rarely; ESPs ignore it)."""
+        return self.core.names_datagram(self.wall())
 
 
 def _auto_off_record(obj: Any) -> tuple[float, float] | None:

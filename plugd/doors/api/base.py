@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plugd.core.model import describe, require_object
@@ -55,6 +56,9 @@ class Host(Protocol):
 
     def sessions_ended(self) -> None:
         """Sessions were ended: close the connections that still hold one."""
+
+    def changing(self) -> AbstractContextManager[None]:
+        """Held while a person's change runs: it goes before the mesh's datagrams."""
 
     async def save_settings(self, changes: dict[str, Any]) -> None:
         """Check, keep and apply settings from the page; ConfigError names a bad one."""
@@ -148,7 +152,13 @@ class Api:
             handler = self.host.commands.get(request_name)
             if handler is None:
                 return self.answer("response_default")
-            return self._refusal(request_name) or await handler(self, msg)
+            refusal = self._refusal(request_name)
+            if refusal is not None:
+                return refusal
+            if request_name in READ or request_name in PUBLIC:
+                return await handler(self, msg)
+            with self.host.changing():  # a person's change goes before the mesh's datagrams
+                return await handler(self, msg)
         except PlugdError as err:
             return self.answer("error", request=request_name, error=str(err))
 

@@ -6,7 +6,7 @@ pointer left at the conversion register, the OS-bit polling of single-shot
 mode. So the simulated plug runs the real driver, quirks included. Every
 conversion is worked out lazily from the clock at the bus access that needs
 it: with a fake clock the tests are deterministic, and no thread runs unless
-ALERT/RDY has to move in real time.
+ALERT/RDY has to move in real time; then one thread pulses it in batches.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ COMP_QUE_OFF = 0x0003
 FULL_SCALE = (*ADS1115_FULL_SCALES, ADS1115_FULL_SCALES[-1], ADS1115_FULL_SCALES[-1])
 #: MUX[2:0] -> (positive input, negative input); None is GND.
 MUX = ((0, 1), (0, 3), (1, 3), (2, 3), (0, None), (1, None), (2, None), (3, None))
-#: Length of the conversion-ready pulse in continuous mode.
-RDY_PULSE = 8e-6
+#: How often the ALERT/RDY thread wakes in continuous mode to pulse the conversions ended since:
+#: one wake per conversion (860 a second) cost more CPU than the rest of the simulated plug.
+RDY_BATCH = 0.02
+#: A thread that fell further behind than this many seconds pulses only the latest conversions.
+REPLAY_LIMIT = 1.0
 #: Slack, in periods, so a fake clock advanced by exactly n periods sees n conversions.
 EDGE = 1e-9
 #: Times of bus transactions kept, a few seconds' worth at full speed.
@@ -108,10 +111,16 @@ class ADS1115Emulator:
 
     ALERT/RDY: only the conversion-ready use (Hi_thresh MSB 1, Lo_thresh MSB 0,
     COMP_QUE not 11) is emulated, with COMP_POL setting the active level; the
-    threshold comparator is not. Continuous mode pulses the pin at each
-    conversion end (nominally 8 µs; a Python thread makes it longer); single-shot
-    mode asserts it at the end of a conversion until the next one starts.
-    Otherwise the open-drain pin is released to its pull-up (high).
+    threshold comparator is not. Continuous mode pulses the pin once for each
+    conversion; single-shot mode asserts it at the end of a conversion until the
+    next one starts. Otherwise the open-drain pin is released to its pull-up
+    (high). The continuous pulses come in batches, every RDY_BATCH seconds, and
+    each is handled in the time of its own conversion end: `clock()` and bus
+    reads on the pulsing thread return that time while it is handled. A reader
+    that timestamps the edge with `clock()` and reads the conversion register
+    thus gets the same samples at the same times as from a pulse at each end,
+    only up to RDY_BATCH later. Pulses of a run cut short by a register write
+    that were still due when it landed are not sent.
 
     Faults, set through `fault`: "nack" (every transfer fails with EREMOTEIO,
     what i2c-dev reports for a missing acknowledge; the chip keeps its state),
@@ -144,6 +153,8 @@ class ADS1115Emulator:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._running = False
+        self._replayer: int | None = None  # the ALERT/RDY thread's id
+        self._replay_at: float | None = None  # the conversion end whose pulse it is handling
         self._rng = random.Random()
         self._fault: str | None = None
         self._done = 0  # conversions completed by runs that have ended
@@ -218,8 +229,16 @@ class ADS1115Emulator:
             run = self._run
             return self._done + (run.completed(now) if run else 0)
 
+    def clock(self) -> float:
+        """The chip's time as a reader of ALERT/RDY sees it: give it to the sampler.
+
+        While a pulse is handled, the end of the conversion it signals;
+        otherwise the emulator's clock. See the class docstring.
+        """
+        return self._now()
+
     def start(self) -> None:
-        """Move ALERT/RDY in real time, from a thread that sleeps until each conversion end.
+        """Move ALERT/RDY in real time, from a thread that wakes at conversion ends.
 
         The thread sleeps on the real clock for times read from the emulator's
         clock, so it is meant for the default time.monotonic. Without a pin it
@@ -259,7 +278,7 @@ class ADS1115Emulator:
         if fault == "nack" or address != self._address:
             raise OSError(errno.EREMOTEIO, os.strerror(errno.EREMOTEIO))
         with self._lock:
-            now = self._clock()
+            now = self._now()
             if out:
                 self._write(out, now)
             if into is None:
@@ -272,6 +291,12 @@ class ADS1115Emulator:
                 return
             word = self._register(now).to_bytes(2, "big")
             into[start:end] = (word * ((end - start + 1) // 2))[:end - start]
+
+    def _now(self) -> float:
+        at = self._replay_at
+        if at is not None and threading.get_ident() == self._replayer:
+            return at
+        return self._clock()
 
     def _write(self, data: bytes, now: float) -> None:
         self._pointer = data[0] & 0x03
@@ -354,8 +379,10 @@ class ADS1115Emulator:
         return None
 
     def _signal_ready(self, pin: DrivenPin) -> None:
+        self._replayer = threading.get_ident()
         asserted = False
-        signalled: float | None = None  # the conversion end last shown on the pin
+        signalled: float | None = None  # the single-shot end last shown on the pin
+        shown: tuple[_Run, int] | None = None  # a continuous run and its conversions pulsed
         while self._running:
             self._wake.clear()
             with self._lock:
@@ -367,6 +394,16 @@ class ADS1115Emulator:
                 pin.drive_high()
                 self._wake.wait()
                 continue
+            if run is not None and run.continuous:
+                if shown is None or shown[0] is not run:
+                    shown = (run, 0)  # a new run: its first conversion ends one period in
+                shown = (run, self._replay(pin, active, run, shown[1], now))
+                _drive(pin, not active)
+                assert due is not None
+                if self._wake.wait(max(due, now + RDY_BATCH) - now) and not self._running:
+                    # stop(): the conversions that ended before it had pulsed on the chip
+                    self._replay(pin, active, run, shown[1], self._clock())
+                continue
             if due is not None and due > now:
                 asserted = False
             elif due is not None and due != signalled:  # a single-shot end passed unseen
@@ -377,13 +414,29 @@ class ADS1115Emulator:
                 continue
             if self._wake.wait(due - now):
                 continue  # a register changed, or stop(): plan again
-            signalled = due
-            if run.continuous:
+            signalled, asserted = due, True
+
+    def _replay(self, pin: DrivenPin, active: bool, run: _Run, shown: int, now: float) -> int:
+        """Pulse ALERT/RDY once for each conversion of `run` after the `shown`th, up to `now`.
+
+        Each pulse is handled at its conversion's end: while it is, `clock()`
+        and the bus on this thread read that time, so a reader timestamping the
+        edge and reading the conversion register gets what it would have got
+        then. Returns how many conversions of the run have been pulsed; a run
+        replaced meanwhile (a register write) ends the batch.
+        """
+        done = run.completed(now)
+        first = max(shown, done - int(REPLAY_LIMIT / run.period)) + 1
+        for n in range(first, done + 1):
+            if self._run is not run:
+                return n - 1
+            self._replay_at = run.start + n * run.period
+            try:
                 _drive(pin, active)
-                time.sleep(RDY_PULSE)
                 _drive(pin, not active)
-            else:
-                asserted = True
+            finally:
+                self._replay_at = None
+        return done
 
 
 def _drive(pin: DrivenPin, high: bool) -> None:
