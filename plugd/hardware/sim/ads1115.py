@@ -39,7 +39,7 @@ FULL_SCALE = (*ADS1115_FULL_SCALES, ADS1115_FULL_SCALES[-1], ADS1115_FULL_SCALES
 MUX = ((0, 1), (0, 3), (1, 3), (2, 3), (0, None), (1, None), (2, None), (3, None))
 #: How often the ALERT/RDY thread wakes in continuous mode to pulse the conversions ended since:
 #: one wake per conversion (860 a second) cost more CPU than the rest of the simulated plug.
-RDY_BATCH = 0.02
+RDY_BATCH = 0.04
 #: A thread that fell further behind than this many seconds pulses only the latest conversions.
 REPLAY_LIMIT = 1.0
 #: Slack, in periods, so a fake clock advanced by exactly n periods sees n conversions.
