@@ -3,7 +3,7 @@ show what they mean, assumed until a person names them."""
 
 from __future__ import annotations
 
-from .conftest import expect
+from .conftest import TIMEOUT_MS, Page, expect
 
 
 def test_a_silent_node_goes_offline(open_page, plug):
@@ -57,3 +57,18 @@ def test_a_peers_value_shows_its_assumed_meaning_until_a_person_names_it(open_pa
     expect(error).to_contain_text("must not contain '&'")
     assert len(plug.ask("nodes")["labels"]) == 1
     assert tab.errors == []
+
+
+def test_an_esp_nodes_clock_reads_in_the_readers_locale(browser, plug):
+    # The firmware sends its clock as "H:MM:SS - D.M.YYYY"; a German reader sees 24.11.26, 13:05:09.
+    context = browser.new_context(locale="de-DE")
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        tab = Page(context.new_page(), plug).open("nodes")
+        plug.send_udp(b"10223344:SmartPlugEsp&1:1.00&4:13:05:09 - 24.11.2026")
+        esp = tab.page.locator("#node-list li[data-node='10223344']")
+        expect(esp).to_contain_text("24.11.26, 13:05:09")
+        expect(esp).not_to_contain_text(" - 24.11.2026")
+        assert tab.errors == []
+    finally:
+        context.close()

@@ -19,7 +19,7 @@ export const NO_VALUE = "—";
 export function formatValue(thing, own = false) {
   if (thing.valid === false || thing.value === null || thing.value === undefined) return NO_VALUE;
   if (thing.type === TYPE.SWITCH) return thing.value ? "On" : "Off";
-  if (thing.type === TYPE.CLOCK && thing.text) return thing.text;
+  if (thing.type === TYPE.CLOCK && thing.text) return clockValue(thing.text);
   const unit = (own && OWN_UNITS[thing.id]) || TYPE_UNITS[thing.type] || "";
   const digits = own && thing.id in OWN_DIGITS ? OWN_DIGITS[thing.id] : undefined;
   return joinUnit(formatNumber(thing.value, digits), unit);
@@ -80,6 +80,17 @@ export function dateText(date, options = { day: "numeric", month: "short", year:
 /** Date and time in full, for what is not recent or a title to hover over. */
 export function dateTimeText(date) {
   return formatter({ dateStyle: "short", timeStyle: "medium" }).format(date);
+}
+
+/** A CLOCK thing's value ("H:MM:SS - D.M.YYYY", the node's own wall time, zone unknown) in
+ * the reader's way of writing a date and time; a text of another shape as it came. */
+export function clockValue(text) {
+  const m = /^\s*(\d{1,2}):(\d{2}):(\d{2}) - (\d{1,2})\.(\d{1,2})\.(\d{4})\s*$/.exec(String(text));
+  if (!m) return String(text);
+  const [hour, minute, second, day, month, year] = m.slice(1).map(Number);
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  if (Number.isNaN(date.getTime()) || date.getUTCDate() !== day) return String(text);
+  return formatter({ dateStyle: "short", timeStyle: "medium", timeZone: "UTC" }).format(date);
 }
 
 /** A moment: its time of day when that is today, else with its date. */

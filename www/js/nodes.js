@@ -2,7 +2,7 @@
 // value is shown with the name and unit a person gave it, its plugd sent, or (ids 1 to 4) the
 // meaning the ESP8266 plug firmware gives it, marked as assumed; a person names it here.
 import { $, el, oncePerFrame } from "./dom.js";
-import { ago, formatNumber, formatValue } from "./format.js";
+import { ago, clockValue, formatNumber, formatValue } from "./format.js";
 import { clearErrors, fieldError, showApiError, whileBusy } from "./forms.js";
 import { model, nodeAge, shownName, withUnit } from "./model.js";
 import { notify, reportError } from "./notify.js";
@@ -14,7 +14,7 @@ export function startNodes(conn, views) {
 
   function peerValue(t) {
     if (t.kind === "switch") return t.value ? "On" : "Off";
-    if (t.kind === "clock" && t.text) return t.text;
+    if (t.kind === "clock" && t.text) return clockValue(t.text);
     return withUnit(formatNumber(t.value), t.unit);
   }
 
