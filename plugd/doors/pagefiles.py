@@ -61,6 +61,11 @@ class Build:
             self._seen, self._digest = stats, sha.hexdigest()[:12]
         return self._digest
 
+    def last(self) -> str:
+        """The digest the page was last served with (taken now if it never was): a file's
+        request need not walk the folder again."""
+        return self._digest or self.digest()
+
     def page(self) -> tuple[str, bytes]:
         """The build and `index.html` with its relative links to files pointing at that build."""
         digest = self.digest()
@@ -84,7 +89,7 @@ class _Versioned:
         self.build = build
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        current = scope["path_params"].get("build") == self.build.digest()
+        current = scope["path_params"].get("build") == self.build.last()
 
         async def cached(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] in (200, 304):

@@ -25,7 +25,6 @@ from gpiozero import Factory
 from plugd import __version__
 from plugd.core import meshkey
 from plugd.core.model import ThingId, esp_time, sanitize_name
-from plugd.core.protection import Protection
 from plugd.core.registry import Peer, Registry
 from plugd.doors.api import COMMANDS, Api, Handler
 from plugd.doors.auth import AUTH_FILE, Auth
@@ -49,10 +48,10 @@ from plugd.hardware.display import Display, Fault, Reading
 from plugd.hardware.i2c import I2CBus
 from plugd.hardware.relay import Relay
 from plugd.service import netif, rundir, settings
-from plugd.service.config import Config, MeshConfig, ProtectionConfig
+from plugd.service.config import Config, MeshConfig
 from plugd.service.energydb import EnergyHistory, start_history
 from plugd.service.meshboot import boot_number
-from plugd.service.meter import Meter
+from plugd.service.meter import Meter, protection_of
 from plugd.service.plug import Cause, Change, Plug
 from plugd.service.ports import open_ports
 from plugd.service.scheduler import Scheduler, location_of
@@ -70,13 +69,6 @@ HISTORY_POINTS = 600  # ten minutes of power, one point a second, for the page's
 #: push, so a flood of datagrams does not become a flood of messages to every page.
 NODE_PUSH_GAP = 0.5
 NODES_SAVE_EVERY = 60.0  # seconds; known nodes change rarely, and a flood must not wear the card
-
-
-def protection_of(limits: ProtectionConfig) -> Protection:
-    """The protection for new `[protection]` limits (0: no limit), set from the page or a
-    reload while the plug runs, as the meter makes its first one at start."""
-    return Protection(max_power=limits.max_power or None, max_current=limits.max_current or None,
-                      hold=limits.hold, retry_after=limits.retry_after or None)
 
 
 def find_www(configured: str) -> Path:

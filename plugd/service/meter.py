@@ -35,7 +35,7 @@ from plugd.core.metering import (
 from plugd.core.model import ON, ThingId
 from plugd.core.protection import Protection
 from plugd.errors import HardwareError, ValidationError
-from plugd.service.config import Config
+from plugd.service.config import Config, ProtectionConfig
 from plugd.service.plug import Cause, Change, Plug
 from plugd.service.store import dump
 
@@ -100,6 +100,13 @@ def current_meter(config: Config) -> CurrentMeter:
                         **valid_limits(config))
 
 
+
+def protection_of(limits: ProtectionConfig) -> Protection:
+    """The protection for `[protection]` limits (0: no limit): the meter's at start, and a
+    new one when the page or a reload changes them while the plug runs."""
+    return Protection(max_power=limits.max_power or None, max_current=limits.max_current or None,
+                      hold=limits.hold, retry_after=limits.retry_after or None)
+
 class Meter:
     """The meter: sampler windows in, readings, energy, protection and calibration out."""
     def __init__(self, plug: Plug, config: Config, loop: asyncio.AbstractEventLoop,
@@ -117,10 +124,7 @@ class Meter:
         self.meter = current_meter(config)
         if self.calibration.zero_volts is not None:
             self.meter.zero_volts = self.calibration.zero_volts
-        limits = config.protection
-        self.protection = Protection(max_power=limits.max_power or None,
-                                     max_current=limits.max_current or None, hold=limits.hold,
-                                     retry_after=limits.retry_after or None)
+        self.protection = protection_of(config.protection)
         #: What is wrong with the sensor (None: nothing): its bus first, else its readings.
         self.fault: str | None = None
         self._faults: dict[str, str] = {}
